@@ -1,0 +1,112 @@
+"""An in-process L2 for tests and single-process apps; gone when the process exits."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from cachetier.errors import NotAnIntegerError
+from cachetier.protocols import L2Entry
+
+
+class MemoryAdapter:
+    """Dict-backed storage with lazy expiry; every method is atomic because it never awaits."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[bytes, float]] = {}
+        self._key_tags: dict[str, tuple[str, ...]] = {}
+        self._tag_keys: dict[str, set[str]] = {}
+
+    def _live(self, key: str) -> bytes | None:
+        item = self._values.get(key)
+        if item is None:
+            return None
+        if item[1] <= time.monotonic():
+            self._remove(key)
+            return None
+        return item[0]
+
+    def _remove(self, key: str) -> bool:
+        found = self._values.pop(key, None) is not None
+        for tag in self._key_tags.pop(key, ()):
+            keys = self._tag_keys.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._tag_keys[tag]
+        return found
+
+    def _store(self, key: str, value: bytes, ttl: float, tags: Sequence[str]) -> None:
+        self._remove(key)
+        self._values[key] = (value, time.monotonic() + ttl)
+        if tags:
+            self._key_tags[key] = tuple(tags)
+            for tag in tags:
+                self._tag_keys.setdefault(tag, set()).add(key)
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key)
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self._live(key) for key in keys]
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        self._store(key, value, ttl, tags)
+
+    async def mset(self, entries: Sequence[L2Entry]) -> None:
+        for entry in entries:
+            self._store(entry.key, entry.value, entry.ttl, entry.tags)
+
+    async def delete(self, key: str) -> bool:
+        return self._live(key) is not None and self._remove(key)
+
+    async def exists(self, key: str) -> bool:
+        return self._live(key) is not None
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        value = self._live(key)
+        if value is None:
+            return False
+        self._values[key] = (value, time.monotonic() + ttl)
+        return True
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        current = self._live(key)
+        if current is None:
+            self._store(key, str(by).encode(), ttl, ())
+            return by
+        try:
+            number = int(current) + by
+        except ValueError:
+            raise NotAnIntegerError(f"value at {key!r} is not an integer") from None
+        self._values[key] = (str(number).encode(), self._values[key][1])
+        return number
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        keys = set().union(*(self._tag_keys.get(tag, ()) for tag in tags))
+        now = time.monotonic()
+        live = sum(1 for key in keys if self._values.get(key, (b"", -math.inf))[1] > now)
+        for key in keys:
+            self._remove(key)
+        return live
+
+    async def clear(self, prefix: str) -> int:
+        doomed = [key for key in self._values if key.startswith(prefix)]
+        for key in doomed:
+            self._remove(key)
+        return len(doomed)
+
+    async def ping(self) -> None:
+        return None
+
+    async def stats(self) -> dict[str, Any]:
+        return {"entries": len(self._values), "tags": len(self._tag_keys)}
+
+    async def close(self) -> None:
+        self._values.clear()
+        self._key_tags.clear()
+        self._tag_keys.clear()

@@ -1,0 +1,165 @@
+"""The one place configuration is built, from code or from the environment.
+
+Nothing else in cachetier reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeVar, cast, get_args
+
+from cachetier.errors import ConfigError
+
+AdapterChoice = Literal["auto", "redis", "database", "memory", "sqlite", "postgres"]
+Environment = Literal["development", "production", "testing"]
+
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheConfig:
+    """Settings of one `CacheManager`. Invalid values raise `ConfigError` naming the field.
+
+    TTLs and timeouts are seconds. `adapter="auto"` picks Redis when a Redis
+    URL or host is set and reachable, then PostgreSQL when `database_url` is a
+    postgres URL, then the embedded SQLite file (see `cachetier.selection`).
+    """
+
+    adapter: AdapterChoice = "auto"
+    environment: Environment = "development"
+    namespace: str = "cachetier"
+    default_ttl: float = 3600.0
+    max_memory_entries: int = 10_000
+    max_memory_bytes: int | None = None
+    l1_max_ttl: float | None = 60.0
+    enable_compression: bool = False
+    compression_threshold: int = 1024
+    redis_url: str | None = None
+    redis_host: str | None = None
+    redis_port: int = 6379
+    redis_password: str | None = None
+    redis_database: int = 0
+    redis_max_connections: int = 64
+    redis_socket_timeout: float = 1.0
+    redis_connect_timeout: float = 1.0
+    database_url: str | None = None
+    table_name: str = "cache_entries"
+    database_pool_size: int = 10
+    database_statement_timeout: float = 5.0
+    database_unlogged: bool = False
+    cleanup_interval: float = 60.0
+    failure_threshold: int = 5
+    recovery_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check_choice("adapter", self.adapter, AdapterChoice)
+        _check_choice("environment", self.environment, Environment)
+        for name in ("default_ttl", "cleanup_interval", "redis_socket_timeout", "redis_connect_timeout",
+                     "database_statement_timeout", "recovery_timeout"):
+            _check_positive(name, getattr(self, name))
+        for name in ("max_memory_entries", "redis_max_connections", "database_pool_size", "failure_threshold"):
+            _check_positive(name, getattr(self, name))
+        if self.l1_max_ttl is not None:
+            _check_positive("l1_max_ttl", self.l1_max_ttl)
+        if self.max_memory_bytes is not None:
+            _check_positive("max_memory_bytes", self.max_memory_bytes)
+        if self.compression_threshold < 0:
+            raise ConfigError(f"compression_threshold must be >= 0, got {self.compression_threshold}")
+        if not self.namespace or ":" in self.namespace:
+            raise ConfigError(f"namespace must be a non-empty string without ':', got {self.namespace!r}")
+        if not _IDENTIFIER.fullmatch(self.table_name):
+            raise ConfigError(
+                f"table_name must be a plain SQL identifier (letters, digits, _; at most 63), got {self.table_name!r}"
+            )
+        if not 0 < self.redis_port < 65536:
+            raise ConfigError(f"redis_port must be 1-65535, got {self.redis_port}")
+        if self.redis_database < 0:
+            raise ConfigError(f"redis_database must be >= 0, got {self.redis_database}")
+
+    @property
+    def redis_configured(self) -> bool:
+        return bool(self.redis_url or self.redis_host)
+
+    def replace(self, **changes: Any) -> CacheConfig:
+        """A copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> CacheConfig:
+        """Build from environment variables; keyword `overrides` win over them.
+
+        Invalid values raise `ConfigError` naming the variable.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for variable, (field, parse) in _ENV_FIELDS.items():
+            raw = env.get(variable)
+            if raw is None or raw == "" or field in values:
+                continue
+            try:
+                values[field] = parse(raw)
+                cls(**{field: values[field]})
+            except (ValueError, ConfigError) as exc:
+                raise ConfigError(f"{variable}={raw!r} is invalid: {exc}") from exc
+        values.update(overrides)
+        return cls(**values)
+
+
+def _check_choice(name: str, value: object, choices: Any) -> None:
+    allowed = get_args(choices)
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true/false")
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def _env_field(field: str, parse: Callable[[str], _T]) -> tuple[str, Callable[[str], Any]]:
+    return field, cast(Callable[[str], Any], parse)
+
+
+# First variable that names a field wins (CACHE_DATABASE_URL over DATABASE_URL).
+_ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
+    "CACHE_ADAPTER": _env_field("adapter", _lower),
+    "CACHE_ENVIRONMENT": _env_field("environment", _lower),
+    "ENVIRONMENT": _env_field("environment", _lower),
+    "CACHE_NAMESPACE": _env_field("namespace", _str),
+    "CACHE_DEFAULT_TTL": _env_field("default_ttl", float),
+    "CACHE_MAX_MEMORY_ENTRIES": _env_field("max_memory_entries", int),
+    "CACHE_MAX_MEMORY_BYTES": _env_field("max_memory_bytes", int),
+    "CACHE_L1_MAX_TTL": _env_field("l1_max_ttl", float),
+    "CACHE_ENABLE_COMPRESSION": _env_field("enable_compression", _parse_bool),
+    "CACHE_COMPRESSION_THRESHOLD": _env_field("compression_threshold", int),
+    "REDIS_URL": _env_field("redis_url", _str),
+    "REDIS_HOST": _env_field("redis_host", _str),
+    "REDIS_PORT": _env_field("redis_port", int),
+    "REDIS_PASSWORD": _env_field("redis_password", _str),
+    "REDIS_DATABASE": _env_field("redis_database", int),
+    "CACHE_DATABASE_URL": _env_field("database_url", _str),
+    "DATABASE_URL": _env_field("database_url", _str),
+    "CACHE_TABLE_NAME": _env_field("table_name", _str),
+}

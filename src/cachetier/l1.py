@@ -1,0 +1,203 @@
+"""The in-process first tier: a bounded, TTL-aware S3-FIFO store.
+
+S3-FIFO (Yang et al., SOSP 2023) keeps a small probationary FIFO (10% of the
+capacity), a main FIFO and a ghost list of recently evicted keys. A hit only
+bumps a 2-bit counter, so the read path moves nothing and takes no lock, which
+is both faster than LRU's reordering and, on skewed traces, a higher hit ratio
+(bench/l1_policy.py compares it with cachetools' LRU on a Zipf trace).
+
+Entries hold decoded Python objects: a hit returns the stored object itself,
+so callers must treat cached values as immutable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from cachetier.sentinel import MISS, Missing
+
+_MAX_FREQ = 3
+_SMALL_SHARE = 0.1
+
+
+class _Entry:
+    __slots__ = ("dead", "expires_at", "freq", "in_main", "key", "size", "tags", "value")
+
+    def __init__(self, key: str, value: Any, expires_at: float, tags: tuple[str, ...], size: int) -> None:
+        self.key = key
+        self.value = value
+        self.expires_at = expires_at
+        self.tags = tags
+        self.size = size
+        self.freq = 0
+        self.in_main = False
+        self.dead = False
+
+
+class L1Store:
+    """Bounded by entry count and optionally by the encoded size of values.
+
+    Expiry is absolute Unix time (the same clock as stored frames), checked on
+    every read, so an entry is never served past it.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int | None = None) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._data: dict[str, _Entry] = {}
+        self._small: deque[_Entry] = deque()
+        self._main: deque[_Entry] = deque()
+        self._ghost: dict[str, None] = {}
+        self._tags: dict[str, set[str]] = {}
+        self._small_live = 0
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: str) -> Any | Missing:
+        """The live value, or `MISS`."""
+        entry = self._data.get(key)
+        if entry is None:
+            self.misses += 1
+            return MISS
+        if entry.expires_at <= time.time():
+            self._discard(entry)
+            self.misses += 1
+            return MISS
+        if entry.freq < _MAX_FREQ:
+            entry.freq += 1
+        self.hits += 1
+        return entry.value
+
+    def set(self, key: str, value: Any, expires_at: float, tags: tuple[str, ...] = (), size: int = 0) -> None:
+        """Insert or replace; `size` is the encoded byte size, used by the byte bound."""
+        entry = self._data.get(key)
+        if entry is not None:
+            self._untag(entry)
+            self._bytes += size - entry.size
+            entry.value, entry.expires_at, entry.tags, entry.size = value, expires_at, tags, size
+        else:
+            entry = _Entry(key, value, expires_at, tags, size)
+            self._data[key] = entry
+            self._bytes += size
+            if self._ghost.pop(key, MISS) is not MISS:
+                entry.in_main = True
+                self._main.append(entry)
+            else:
+                self._small.append(entry)
+                self._small_live += 1
+        for tag in tags:
+            self._tags.setdefault(tag, set()).add(key)
+        self._enforce_bounds()
+
+    def delete(self, key: str) -> bool:
+        entry = self._data.get(key)
+        if entry is None:
+            return False
+        self._discard(entry)
+        return True
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.delete(key)
+
+    def invalidate_tags(self, tags: Iterable[str]) -> int:
+        """Drop every entry carrying one of `tags`; return how many were dropped."""
+        removed = 0
+        for tag in tags:
+            for key in self._tags.pop(tag, ()):
+                removed += self.delete(key)
+        return removed
+
+    def clear(self, prefix: str = "") -> None:
+        """Drop every entry whose key starts with `prefix` (all entries by default)."""
+        if not prefix:
+            self._data.clear()
+            self._small.clear()
+            self._main.clear()
+            self._ghost.clear()
+            self._tags.clear()
+            self._small_live = self._bytes = 0
+            return
+        self.delete_many([key for key in self._data if key.startswith(prefix)])
+
+    def _discard(self, entry: _Entry) -> None:
+        self._evict_entry(entry)
+        if not entry.in_main:
+            self._small_live -= 1
+        if len(self._small) + len(self._main) > 2 * self.max_entries + 64:
+            self._compact()
+
+    def _untag(self, entry: _Entry) -> None:
+        for tag in entry.tags:
+            keys = self._tags.get(tag)
+            if keys is not None:
+                keys.discard(entry.key)
+                if not keys:
+                    del self._tags[tag]
+
+    def _compact(self) -> None:
+        # Deleted entries stay in the FIFOs as tombstones until popped; rebuild
+        # the queues when tombstones outnumber live entries so memory stays bounded.
+        self._small = deque(entry for entry in self._small if not entry.dead)
+        self._main = deque(entry for entry in self._main if not entry.dead)
+
+    def _over_bounds(self) -> bool:
+        if len(self._data) > self.max_entries:
+            return True
+        return self.max_bytes is not None and self._bytes > self.max_bytes
+
+    def _enforce_bounds(self) -> None:
+        while self._over_bounds():
+            if self._small_live > _SMALL_SHARE * self.max_entries or not self._main:
+                self._evict_small()
+            else:
+                self._evict_main()
+
+    def _evict_small(self) -> None:
+        while self._small:
+            entry = self._small.popleft()
+            if entry.dead:
+                continue
+            self._small_live -= 1
+            if entry.freq > 0:
+                entry.in_main, entry.freq = True, 0
+                self._main.append(entry)
+                return
+            self._remember_ghost(entry.key)
+            self._evict_entry(entry)
+            return
+        self._evict_main()
+
+    def _evict_main(self) -> None:
+        while self._main:
+            entry = self._main.popleft()
+            if entry.dead:
+                continue
+            if entry.freq > 0:
+                entry.freq -= 1
+                self._main.append(entry)
+                continue
+            self._evict_entry(entry)
+            return
+
+    def _evict_entry(self, entry: _Entry) -> None:
+        del self._data[entry.key]
+        self._untag(entry)
+        self._bytes -= entry.size
+        entry.dead = True
+
+    def _remember_ghost(self, key: str) -> None:
+        self._ghost[key] = None
+        if len(self._ghost) > self.max_entries:
+            del self._ghost[next(iter(self._ghost))]
