@@ -53,6 +53,7 @@ class _Tagger:
 
     def __call__(self, obj: Any) -> Any:
         kind: str
+        raw: Any
         if isinstance(obj, dt.datetime):
             kind, raw = "datetime", obj.isoformat()
         elif isinstance(obj, dt.date):

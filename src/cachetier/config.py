@@ -59,8 +59,14 @@ class CacheConfig:
     def __post_init__(self) -> None:
         _check_choice("adapter", self.adapter, AdapterChoice)
         _check_choice("environment", self.environment, Environment)
-        for name in ("default_ttl", "cleanup_interval", "redis_socket_timeout", "redis_connect_timeout",
-                     "database_statement_timeout", "recovery_timeout"):
+        for name in (
+            "default_ttl",
+            "cleanup_interval",
+            "redis_socket_timeout",
+            "redis_connect_timeout",
+            "database_statement_timeout",
+            "recovery_timeout",
+        ):
             _check_positive(name, getattr(self, name))
         for name in ("max_memory_entries", "redis_max_connections", "database_pool_size", "failure_threshold"):
             _check_positive(name, getattr(self, name))

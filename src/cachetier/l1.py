@@ -79,6 +79,17 @@ class L1Store:
         self.hits += 1
         return entry.value
 
+    def peek(self, key: str) -> Any | Missing:
+        """Like `get` but never mutates the store beyond counters, so other
+        threads may call it while the owning event loop writes (the GIL makes
+        the dict read atomic; a racy counter is harmless)."""
+        entry = self._data.get(key)
+        if entry is None or entry.expires_at <= time.time():
+            self.misses += 1
+            return MISS
+        self.hits += 1
+        return entry.value
+
     def set(self, key: str, value: Any, expires_at: float, tags: tuple[str, ...] = (), size: int = 0) -> None:
         """Insert or replace; `size` is the encoded byte size, used by the byte bound."""
         entry = self._data.get(key)

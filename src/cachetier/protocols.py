@@ -82,3 +82,13 @@ class L2Adapter(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class PurgeHook(Protocol):
+    """Told about tag invalidations after they happen, e.g. to purge a CDN.
+
+    It receives the tags as the application named them (without namespace).
+    A hook that raises is logged and counted; the invalidation still stands.
+    """
+
+    async def purge_tags(self, tags: Sequence[str]) -> None: ...

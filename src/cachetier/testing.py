@@ -184,4 +184,5 @@ class L2ContractSuite:
     async def test_ping_answers_and_stats_is_a_dict(self, adapter: L2Adapter) -> None:
         await adapter.ping()
         assert isinstance(await adapter.stats(), dict)
-        assert isinstance(adapter.name, str) and adapter.name
+        assert isinstance(adapter.name, str)
+        assert adapter.name

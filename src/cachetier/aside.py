@@ -1,0 +1,47 @@
+"""The cache-aside handle returned by `CacheManager.cache_aside`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from cachetier.api_types import Loader
+
+if TYPE_CHECKING:
+    from cachetier.manager import CacheManager
+
+_T = TypeVar("_T")
+
+
+class CacheAside(Generic[_T]):
+    """One key bound to its loader, so call sites don't repeat key, TTL and tags."""
+
+    __slots__ = ("_cache", "key", "loader", "namespace", "tags", "ttl")
+
+    def __init__(
+        self,
+        cache: CacheManager,
+        key: str,
+        loader: Loader[_T],
+        *,
+        ttl: float | None,
+        tags: tuple[str, ...],
+        namespace: str | None,
+    ) -> None:
+        self._cache = cache
+        self.key = key
+        self.loader = loader
+        self.ttl = ttl
+        self.tags = tags
+        self.namespace = namespace
+
+    async def get(self) -> _T:
+        """The cached value, loading and storing it on a miss (single-flight)."""
+        value: _T = await self._cache.get(self.key, self.loader, ttl=self.ttl, tags=self.tags, namespace=self.namespace)
+        return value
+
+    async def refresh(self) -> _T:
+        """Reload and store unconditionally."""
+        return await self._cache.refresh(self.key, self.loader, ttl=self.ttl, tags=self.tags, namespace=self.namespace)
+
+    async def invalidate(self) -> bool:
+        return await self._cache.delete(self.key, namespace=self.namespace)

@@ -1,0 +1,255 @@
+"""Degrading on backend faults, as a proxy around any L2 adapter (dogpile's ProxyBackend idea).
+
+A fault never reaches the caller: reads miss, writes are dropped, and both are
+counted and logged. After `failure_threshold` consecutive faults a circuit
+breaker opens and stops calling the backend for `recovery_timeout` seconds;
+then one trial call decides whether it closes again.
+
+Invalidations must survive an outage: a delete, tag invalidation or clear that
+could not reach the backend, and a write that was dropped (the backend may
+still hold the older value), are remembered and replayed before the backend
+serves anything again. If more than `max_pending` pile up, the whole namespace
+is cleared on recovery instead, which is safe because it only over-invalidates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, TypeVar
+
+from cachetier.errors import NotAnIntegerError
+from cachetier.protocols import L2Adapter, L2Entry
+
+logger = logging.getLogger("cachetier")
+
+_T = TypeVar("_T")
+_PROGRAMMER_ERRORS: Final = (NotAnIntegerError,)
+
+
+class CircuitBreaker:
+    """Closed, open for `recovery_timeout` after `threshold` consecutive failures, then half-open."""
+
+    def __init__(self, threshold: int, recovery_timeout: float) -> None:
+        self.threshold = threshold
+        self.recovery_timeout = recovery_timeout
+        self.failures = 0
+        self.opened_at: float | None = None
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half-open" if self._recovery_due() else "open"
+
+    def _recovery_due(self) -> bool:
+        return self.opened_at is not None and time.monotonic() - self.opened_at >= self.recovery_timeout
+
+    def allows_call(self) -> bool:
+        return self.opened_at is None or self._recovery_due()
+
+    def record_success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold or self.opened_at is not None:
+            self.opened_at = time.monotonic()
+
+
+class GuardedAdapter:
+    """Wraps an `L2Adapter`; every method answers even when the backend is down."""
+
+    def __init__(
+        self,
+        adapter: L2Adapter,
+        *,
+        namespace_prefix: str,
+        failure_threshold: int = 5,
+        recovery_timeout: float = 5.0,
+        max_pending: int = 10_000,
+    ) -> None:
+        self.adapter = adapter
+        self.breaker = CircuitBreaker(failure_threshold, recovery_timeout)
+        self.namespace_prefix = namespace_prefix
+        self.max_pending = max_pending
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+        self.dropped_writes = 0
+        self.latency_ms: float | None = None
+        self._pending_keys: dict[str, None] = {}
+        self._pending_tags: dict[str, None] = {}
+        self._pending_prefixes: dict[str, None] = {}
+        self._pending_overflow = False
+
+    @property
+    def name(self) -> str:
+        return self.adapter.name
+
+    @property
+    def healthy(self) -> bool:
+        return self.breaker.state == "closed" and not self._has_pending()
+
+    def _has_pending(self) -> bool:
+        return bool(self._pending_keys or self._pending_tags or self._pending_prefixes or self._pending_overflow)
+
+    def _remember(self, keys: Sequence[str] = (), tags: Sequence[str] = (), prefix: str | None = None) -> None:
+        self._pending_keys.update(dict.fromkeys(keys))
+        self._pending_tags.update(dict.fromkeys(tags))
+        if prefix is not None:
+            self._pending_prefixes[prefix] = None
+        if len(self._pending_keys) + len(self._pending_tags) > self.max_pending:
+            self._pending_keys.clear()
+            self._pending_tags.clear()
+            self._pending_overflow = True
+
+    async def _replay_pending(self) -> None:
+        adapter = self.adapter
+        if self._pending_overflow:
+            await adapter.clear(self.namespace_prefix)
+            self._pending_overflow = False
+            self._pending_prefixes.clear()
+            self._pending_keys.clear()
+            self._pending_tags.clear()
+            return
+        for prefix in list(self._pending_prefixes):
+            await adapter.clear(prefix)
+            del self._pending_prefixes[prefix]
+        if self._pending_tags:
+            await adapter.invalidate_tags(list(self._pending_tags))
+            self._pending_tags.clear()
+        for key in list(self._pending_keys):
+            await adapter.delete(key)
+            del self._pending_keys[key]
+
+    async def _call(
+        self,
+        operation: str,
+        call: Callable[[], Awaitable[_T]],
+        fallback: _T,
+        *,
+        on_failure: Callable[[], None] | None = None,
+    ) -> _T:
+        if not self.breaker.allows_call():
+            if on_failure is not None:
+                on_failure()
+            return fallback
+        try:
+            if self._has_pending():
+                await self._replay_pending()
+            result = await call()
+        except _PROGRAMMER_ERRORS:
+            raise
+        except Exception as exc:
+            self.errors += 1
+            self.breaker.record_failure()
+            if on_failure is not None:
+                on_failure()
+            logger.warning(
+                "cachetier: L2 %s %s failed (%s: %s); degrading to L1 (circuit %s)",
+                self.adapter.name,
+                operation,
+                type(exc).__name__,
+                exc,
+                self.breaker.state,
+            )
+            return fallback
+        self.breaker.record_success()
+        return result
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._call("get", lambda: self.adapter.get(key), None)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        misses: list[bytes | None] = [None] * len(keys)
+        values = await self._call("mget", lambda: self.adapter.mget(keys), misses)
+        found = sum(value is not None for value in values)
+        self.hits += found
+        self.misses += len(values) - found
+        return values
+
+    def _drop_writes(self, keys: Sequence[str]) -> Callable[[], None]:
+        def dropped() -> None:
+            self.dropped_writes += len(keys)
+            self._remember(keys=keys)
+
+        return dropped
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> bool:
+        """True when the backend stored it; False when the write was dropped."""
+
+        async def write() -> bool:
+            await self.adapter.set(key, value, ttl, tags)
+            return True
+
+        return await self._call("set", write, False, on_failure=self._drop_writes([key]))
+
+    async def mset(self, entries: Sequence[L2Entry]) -> bool:
+        async def write() -> bool:
+            await self.adapter.mset(entries)
+            return True
+
+        keys = [entry.key for entry in entries]
+        return await self._call("mset", write, False, on_failure=self._drop_writes(keys))
+
+    async def delete(self, key: str) -> bool:
+        return await self._call(
+            "delete", lambda: self.adapter.delete(key), False, on_failure=lambda: self._remember(keys=[key])
+        )
+
+    async def exists(self, key: str) -> bool:
+        return await self._call("exists", lambda: self.adapter.exists(key), False)
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        return await self._call(
+            "expire", lambda: self.adapter.expire(key, ttl), False, on_failure=self._drop_writes([key])
+        )
+
+    async def incr(self, key: str, by: int, ttl: float) -> int | None:
+        return await self._call("incr", lambda: self.adapter.incr(key, by, ttl), None)
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        return await self._call(
+            "invalidate_tags",
+            lambda: self.adapter.invalidate_tags(tags),
+            0,
+            on_failure=lambda: self._remember(tags=tags),
+        )
+
+    async def clear(self, prefix: str) -> int:
+        return await self._call(
+            "clear", lambda: self.adapter.clear(prefix), 0, on_failure=lambda: self._remember(prefix=prefix)
+        )
+
+    async def ping(self) -> bool:
+        """Probe the backend even when the circuit is open, so health checks see recovery."""
+        started = time.perf_counter()
+        try:
+            if self._has_pending():
+                await self._replay_pending()
+            await self.adapter.ping()
+        except Exception as exc:
+            self.errors += 1
+            self.breaker.record_failure()
+            logger.warning("cachetier: L2 %s ping failed (%s: %s)", self.adapter.name, type(exc).__name__, exc)
+            return False
+        self.latency_ms = (time.perf_counter() - started) * 1000
+        self.breaker.record_success()
+        return True
+
+    async def stats(self) -> dict[str, Any]:
+        return await self._call("stats", self.adapter.stats, {})
+
+    async def close(self) -> None:
+        try:
+            await self.adapter.close()
+        except Exception as exc:
+            logger.warning("cachetier: closing L2 %s failed (%s: %s)", self.adapter.name, type(exc).__name__, exc)

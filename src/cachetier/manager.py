@@ -1,0 +1,517 @@
+"""`CacheManager`: the policy layer over an in-process L1 and a pluggable L2.
+
+Coherence rules kept here:
+
+* A write goes to L2 first, then L1; an invalidation goes to L2, then bumps the
+  manager's generation, then clears L1. A read that fetched from L2 fills L1
+  only if no write or invalidation finished while it was in flight, so an L1
+  copy can never resurrect a value that a returned `delete`/`invalidate_by_tag`
+  removed.
+* A loader's result is not stored when an invalidation finished while the
+  loader ran (it may have read the data the invalidation was about); the
+  callers still receive it.
+* L1 copies expire no later than their L2 copy (the frame carries its expiry)
+  and no later than `l1_max_ttl`, which bounds staleness of L1s in other
+  processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from cachetier.api_types import EntryOptions, Loader, MSetItem
+from cachetier.aside import CacheAside
+from cachetier.codecs import Codec, JsonCodec
+from cachetier.config import CacheConfig
+from cachetier.errors import CacheClosedError, DeserializationError
+from cachetier.framing import Frame, decode_frame, encode_frame
+from cachetier.guard import GuardedAdapter, logger
+from cachetier.keys import check_key, check_namespace, check_tags, check_ttl
+from cachetier.l1 import L1Store
+from cachetier.protocols import L2Adapter, L2Entry, PurgeHook
+from cachetier.sentinel import MISS, Missing
+from cachetier.stats import CacheStats, L1Stats, L2Stats
+
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
+
+class CacheManager:
+    """Two-tier async cache. Backend faults never raise from its methods; mistakes do.
+
+    Args:
+        adapter: the L2 store (see `cachetier.protocols.L2Adapter`).
+        config: settings; `CacheConfig()` defaults when omitted.
+        codec: value codec; JSON by default.
+        reason: one line saying why this adapter was chosen (shown in stats);
+            adapters that choose for themselves (`SelectingAdapter`) report their own.
+        on_close: extra cleanup run by `close()` (used by `create_for_testing`).
+        purge_hooks: notified after each tag invalidation (e.g. a CDN purge).
+    """
+
+    def __init__(
+        self,
+        adapter: L2Adapter,
+        config: CacheConfig | None = None,
+        *,
+        codec: Codec | None = None,
+        reason: str | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        purge_hooks: Sequence[PurgeHook] = (),
+    ) -> None:
+        self.config = config or CacheConfig()
+        self._codec = codec or JsonCodec()
+        self._namespace = self.config.namespace
+        self._l1 = L1Store(self.config.max_memory_entries, self.config.max_memory_bytes)
+        self._l2 = GuardedAdapter(
+            adapter,
+            namespace_prefix=f"{self._namespace}:",
+            failure_threshold=self.config.failure_threshold,
+            recovery_timeout=self.config.recovery_timeout,
+        )
+        self._reason = reason
+        self._on_close = on_close
+        self._generation = 0
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._loader_calls = 0
+        self._closed = False
+        self._purge_hooks: list[PurgeHook] = list(purge_hooks)
+        self.purge_failures = 0
+
+    # -- naming -----------------------------------------------------------------
+
+    @property
+    def adapter_type(self) -> str:
+        """Name of the L2 in use: 'redis', 'postgres', 'sqlite' or 'memory'."""
+        return self._l2.name
+
+    @property
+    def selection_reason(self) -> str:
+        """One line saying why this L2 is in use (including any fallback at start)."""
+        if self._reason is not None:
+            return self._reason
+        return str(getattr(self._l2.adapter, "reason", "given explicitly"))
+
+    def _full_key(self, key: str, namespace: str | None) -> str:
+        check_key(key)
+        if namespace is None:
+            return f"{self._namespace}:{key}"
+        return f"{check_namespace(namespace)}:{key}"
+
+    def _full_tags(self, tags: Iterable[str] | None, namespace: str | None) -> tuple[str, ...]:
+        prefix = self._namespace if namespace is None else check_namespace(namespace)
+        return tuple(f"{prefix}:{tag}" for tag in check_tags(tags))
+
+    def _ttl(self, ttl: float | None) -> float:
+        return self.config.default_ttl if ttl is None else check_ttl(ttl)
+
+    # -- reads ------------------------------------------------------------------
+
+    @overload
+    async def get(self, key: str, loader: None = None, *, namespace: str | None = None) -> Any | None: ...
+
+    @overload
+    async def get(
+        self,
+        key: str,
+        loader: None = None,
+        *,
+        default: _D,
+        namespace: str | None = None,
+    ) -> Any | _D: ...
+
+    @overload
+    async def get(
+        self,
+        key: str,
+        loader: Loader[_T],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+    ) -> _T: ...
+
+    async def get(
+        self,
+        key: str,
+        loader: Loader[Any] | None = None,
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+        default: Any = None,
+    ) -> Any:
+        """The cached value, else `loader()`'s result (stored), else `default`.
+
+        Concurrent calls with a loader for the same missing key run it once;
+        its exception reaches every waiter and nothing is stored.
+        """
+        full = self._full_key(key, namespace)
+        value = self._l1.get(full)
+        if value is not MISS:
+            return value
+        value = await self._read_l2(full)
+        if value is not MISS:
+            return value
+        if loader is None:
+            return default
+        return await self._load_once(full, loader, ttl, tags, compress, namespace)
+
+    def get_local(self, key: str, *, namespace: str | None = None) -> Any | Missing:
+        """The L1 copy or `MISS`, without touching L2 or awaiting.
+
+        Safe to call from threads other than the manager's event loop (the
+        sync facade serves L1 hits this way without a thread hop).
+        """
+        return self._l1.peek(self._full_key(key, namespace))
+
+    async def _read_l2(self, full: str) -> Any | Missing:
+        self._check_open()
+        generation = self._generation
+        data = await self._l2.get(full)
+        if data is None:
+            return MISS
+        frame = self._decode(full, data)
+        if frame is None:
+            return MISS
+        if generation == self._generation:
+            self._fill_l1(full, frame, len(data))
+        return frame.value
+
+    def _decode(self, full: str, data: bytes) -> Frame | None:
+        try:
+            return decode_frame(self._codec, data)
+        except DeserializationError as exc:
+            logger.warning("cachetier: undecodable value at %r treated as a miss: %s", full, exc)
+            return None
+
+    def _fill_l1(self, full: str, frame: Frame, size: int) -> None:
+        if frame.expires_at is None:  # counters change in place in L2; never copy them to L1
+            return
+        expires_at = frame.expires_at
+        if self.config.l1_max_ttl is not None:
+            expires_at = min(expires_at, time.time() + self.config.l1_max_ttl)
+        self._l1.set(full, frame.value, expires_at, frame.tags, size)
+
+    async def _load_once(
+        self,
+        full: str,
+        loader: Loader[Any],
+        ttl: float | None,
+        tags: Iterable[str] | None,
+        compress: bool | None,
+        namespace: str | None,
+    ) -> Any:
+        running = self._inflight.get(full)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[full] = future
+        try:
+            generation = self._generation
+            value = await self._call_loader(loader)
+            if generation == self._generation:
+                await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: waiters may be none
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            del self._inflight[full]
+
+    async def _call_loader(self, loader: Loader[Any]) -> Any:
+        self._loader_calls += 1
+        result = loader()
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    async def exists(self, key: str, *, namespace: str | None = None) -> bool:
+        full = self._full_key(key, namespace)
+        if self._l1.get(full) is not MISS:
+            return True
+        self._check_open()
+        return await self._l2.exists(full)
+
+    async def mget(self, keys: Iterable[str], *, namespace: str | None = None) -> dict[str, Any]:
+        """Values of the keys that are cached; misses are absent from the result."""
+        found: dict[str, Any] = {}
+        missing: list[tuple[str, str]] = []
+        for key in keys:
+            full = self._full_key(key, namespace)
+            value = self._l1.get(full)
+            if value is MISS:
+                missing.append((key, full))
+            else:
+                found[key] = value
+        if not missing:
+            return found
+        self._check_open()
+        generation = self._generation
+        blobs = await self._l2.mget([full for _, full in missing])
+        fill = generation == self._generation
+        for (key, full), data in zip(missing, blobs, strict=True):
+            if data is None:
+                continue
+            frame = self._decode(full, data)
+            if frame is None:
+                continue
+            if fill:
+                self._fill_l1(full, frame, len(data))
+            found[key] = frame.value
+        return found
+
+    # -- writes -----------------------------------------------------------------
+
+    def _encode(self, value: Any, ttl: float, tags: tuple[str, ...], compress: bool | None) -> tuple[bytes, float]:
+        expires_at = time.time() + ttl
+        use_compression = self.config.enable_compression if compress is None else compress
+        data = encode_frame(self._codec, value, expires_at, tags, use_compression, self.config.compression_threshold)
+        return data, expires_at
+
+    def _l1_expiry(self, expires_at: float, ttl: float) -> float:
+        if self.config.l1_max_ttl is not None and ttl > self.config.l1_max_ttl:
+            return time.time() + self.config.l1_max_ttl
+        return expires_at
+
+    async def _store(
+        self, full: str, value: Any, ttl: float | None, tags: tuple[str, ...], compress: bool | None
+    ) -> None:
+        seconds = self._ttl(ttl)
+        data, expires_at = self._encode(value, seconds, tags, compress)
+        self._check_open()
+        await self._l2.set(full, data, seconds, tags)
+        self._generation += 1
+        self._l1.set(full, value, self._l1_expiry(expires_at, seconds), tags, len(data))
+
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        """Store `value` for `ttl` seconds (default: `config.default_ttl`) with `tags`.
+
+        Raises `SerializationError` for values the codec cannot encode. When L2
+        is down the write is kept in L1 only and counted as dropped.
+        """
+        await self._store(self._full_key(key, namespace), value, ttl, self._full_tags(tags, namespace), compress)
+
+    async def mset(
+        self,
+        items: Mapping[str, Any] | Iterable[MSetItem],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        """Store many values in one L2 round trip.
+
+        `items` is a mapping, or `(key, value)` / `(key, value, EntryOptions)`
+        tuples whose options override the keyword defaults for that key.
+        """
+        pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
+        entries: list[L2Entry] = []
+        local: list[tuple[str, Any, float, tuple[str, ...], int]] = []
+        for item in pairs:
+            options: EntryOptions = item[2] if len(item) == 3 else {}
+            full = self._full_key(item[0], namespace)
+            seconds = self._ttl(options.get("ttl", ttl))
+            entry_tags = self._full_tags(options.get("tags", tags), namespace)
+            data, expires_at = self._encode(item[1], seconds, entry_tags, options.get("compress", compress))
+            entries.append(L2Entry(full, data, seconds, entry_tags))
+            local.append((full, item[1], self._l1_expiry(expires_at, seconds), entry_tags, len(data)))
+        if not entries:
+            return
+        self._check_open()
+        await self._l2.mset(entries)
+        self._generation += 1
+        for full, value, expires_at, entry_tags, size in local:
+            self._l1.set(full, value, expires_at, entry_tags, size)
+
+    async def refresh(
+        self,
+        key: str,
+        loader: Loader[_T],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+    ) -> _T:
+        """Run `loader` and store its result whether or not the key was cached."""
+        full = self._full_key(key, namespace)
+        full_tags = self._full_tags(tags, namespace)
+        value: _T = await self._call_loader(loader)
+        await self._store(full, value, ttl, full_tags, compress)
+        return value
+
+    async def increment(
+        self, key: str, by: int = 1, *, ttl: float | None = None, namespace: str | None = None
+    ) -> int | None:
+        """Atomically add `by` (a missing key starts at 0 and gets `ttl`).
+
+        Returns the new value, or None when L2 is unavailable (the count is
+        not kept locally: a counter that silently forks per process is worse
+        than an explicit unknown). Raises `NotAnIntegerError` for non-integer values.
+        """
+        if isinstance(by, bool) or not isinstance(by, int):
+            raise TypeError(f"by must be an int, got {type(by).__name__}")
+        full = self._full_key(key, namespace)
+        seconds = self._ttl(ttl)
+        self._check_open()
+        result = await self._l2.incr(full, by, seconds)
+        self._generation += 1
+        self._l1.delete(full)
+        return result
+
+    async def decrement(
+        self, key: str, by: int = 1, *, ttl: float | None = None, namespace: str | None = None
+    ) -> int | None:
+        """`increment` by `-by`."""
+        return await self.increment(key, -by, ttl=ttl, namespace=namespace)
+
+    async def expire(self, key: str, seconds: float, *, namespace: str | None = None) -> bool:
+        """Give a live key a new TTL; False when it is not cached (or L2 is down)."""
+        full = self._full_key(key, namespace)
+        check_ttl(seconds, "seconds")
+        self._check_open()
+        changed = await self._l2.expire(full, seconds)
+        self._generation += 1
+        self._l1.delete(full)
+        return changed
+
+    # -- invalidation -------------------------------------------------------------
+
+    async def delete(self, key: str, *, namespace: str | None = None) -> bool:
+        """Remove a key from both tiers; True when either held it."""
+        full = self._full_key(key, namespace)
+        self._check_open()
+        removed = await self._l2.delete(full)
+        self._generation += 1
+        return self._l1.delete(full) or removed
+
+    async def invalidate_by_tag(self, tag: str, *, namespace: str | None = None) -> int:
+        """Remove every entry tagged `tag` from both tiers; return the L2 count removed."""
+        return await self.invalidate_by_tags([tag], namespace=namespace)
+
+    async def invalidate_by_tags(self, tags: Iterable[str], *, namespace: str | None = None) -> int:
+        """Remove every entry carrying any of `tags`; each entry counts once."""
+        full_tags = self._full_tags(tags, namespace)
+        if not full_tags:
+            return 0
+        self._check_open()
+        removed = await self._l2.invalidate_tags(full_tags)
+        self._generation += 1
+        local = self._l1.invalidate_tags(full_tags)
+        if self._purge_hooks:
+            await self._notify_purge(check_tags(tags))
+        return max(removed, local)
+
+    def add_purge_hook(self, hook: PurgeHook) -> None:
+        """Also tell `hook` about every later tag invalidation."""
+        self._purge_hooks.append(hook)
+
+    async def _notify_purge(self, tags: tuple[str, ...]) -> None:
+        for hook in self._purge_hooks:
+            try:
+                await hook.purge_tags(tags)
+            except Exception as exc:
+                self.purge_failures += 1
+                logger.warning("cachetier: purge hook %r failed for %s: %s", hook, list(tags), exc)
+
+    async def clear(self, *, namespace: str | None = None) -> int:
+        """Remove every entry of this cache's namespace (or `namespace`); never other keys."""
+        prefix = f"{self._namespace if namespace is None else check_namespace(namespace)}:"
+        self._check_open()
+        removed = await self._l2.clear(prefix)
+        self._generation += 1
+        self._l1.clear(prefix)
+        return removed
+
+    # -- helpers, health, lifecycle -------------------------------------------------
+
+    def cache_aside(
+        self,
+        key: str,
+        loader: Loader[_T],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        namespace: str | None = None,
+    ) -> CacheAside[_T]:
+        """A reusable handle on one key and its loader: `.get()`, `.refresh()`, `.invalidate()`."""
+        check_key(key)
+        return CacheAside(self, key, loader, ttl=ttl, tags=tuple(check_tags(tags)), namespace=namespace)
+
+    async def is_healthy(self) -> bool:
+        """Whether L2 answers a ping now (the L1 keeps serving either way)."""
+        return not self._closed and await self._l2.ping()
+
+    async def get_stats(self) -> CacheStats:
+        l1, l2 = self._l1, self._l2
+        backend = await l2.stats() if not self._closed else {}
+        return CacheStats(
+            adapter=l2.name,
+            reason=self.selection_reason,
+            l1=L1Stats(entries=len(l1), hits=l1.hits, requests=l1.hits + l1.misses, memory_bytes=l1.size_bytes),
+            l2=L2Stats(
+                healthy=l2.healthy,
+                latency_ms=l2.latency_ms,
+                hits=l2.hits,
+                misses=l2.misses,
+                errors=l2.errors,
+                dropped_writes=l2.dropped_writes,
+                circuit=l2.breaker.state,
+                stats=backend,
+            ),
+            loader_calls=self._loader_calls,
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CacheClosedError("this CacheManager is closed")
+
+    async def close(self) -> None:
+        """Release the backend; idempotent."""
+        if self._closed:
+            return
+        try:
+            if self._on_close is not None:
+                await self._on_close()
+        finally:
+            self._closed = True
+            self._l1.clear()
+            await self._l2.close()
+
+    async def start(self) -> CacheManager:
+        """Connect now instead of on first use (chooses the backend when config says auto)."""
+        self._check_open()
+        await self._l2.ping()
+        return self
+
+    async def __aenter__(self) -> CacheManager:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,192 @@
+"""Choosing the L2 backend from the config, and falling back instead of failing.
+
+The choice is made on first use (or `await cache.start()`), because it needs
+to reach the servers and `create_cache()` is synchronous. Each candidate is
+pinged with a short timeout; an unreachable one is closed, logged, and the
+next is tried. The in-process memory adapter is the last resort, so a cache
+always starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cachetier.adapters.memory import MemoryAdapter
+from cachetier.config import CacheConfig
+from cachetier.protocols import L2Adapter, L2Entry
+
+logger = logging.getLogger("cachetier")
+
+PING_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One backend to try: how to build it and the reason reported when it is chosen."""
+
+    name: str
+    build: Callable[[], L2Adapter]
+    reason: str
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and str(url).split("://", 1)[0] in {"postgres", "postgresql", "postgresql+asyncpg"}
+
+
+def redis_candidate(config: CacheConfig, reason: str) -> Candidate:
+    def build() -> L2Adapter:
+        from cachetier.adapters.redis import RedisAdapter
+
+        return RedisAdapter.from_config(config)
+
+    return Candidate("redis", build, reason)
+
+
+def postgres_candidate(config: CacheConfig, reason: str) -> Candidate:
+    def build() -> L2Adapter:
+        from cachetier.adapters.postgres import PostgresAdapter
+
+        return PostgresAdapter.from_config(config)
+
+    return Candidate("postgres", build, reason)
+
+
+def sqlite_candidate(config: CacheConfig, reason: str) -> Candidate:
+    def build() -> L2Adapter:
+        from cachetier.adapters.sqlite import SQLiteAdapter, default_sqlite_path, path_from_url
+
+        url = config.database_url
+        path = path_from_url(url) if url and url.startswith("sqlite:") else default_sqlite_path()
+        return SQLiteAdapter(path, table_name=config.table_name, cleanup_interval=config.cleanup_interval)
+
+    return Candidate("sqlite", build, reason)
+
+
+def database_candidate(config: CacheConfig, why: str) -> Candidate:
+    if is_postgres_url(config.database_url):
+        return postgres_candidate(config, f"{why}; DATABASE_URL is PostgreSQL")
+    return sqlite_candidate(config, f"{why}; no PostgreSQL URL, using the embedded SQLite file")
+
+
+def candidates(config: CacheConfig) -> list[Candidate]:
+    """The backends to try for `config`, best first."""
+    choice = config.adapter
+    if choice == "memory":
+        return [Candidate("memory", MemoryAdapter, "CACHE_ADAPTER=memory")]
+    if choice == "sqlite":
+        return [sqlite_candidate(config, "CACHE_ADAPTER=sqlite")]
+    if choice == "postgres":
+        return [
+            postgres_candidate(config, "CACHE_ADAPTER=postgres"),
+            sqlite_candidate(config, "PostgreSQL unreachable"),
+        ]
+    if choice == "database":
+        return [database_candidate(config, "CACHE_ADAPTER=database")]
+    if choice == "redis":
+        return [redis_candidate(config, "CACHE_ADAPTER=redis"), database_candidate(config, "Redis unreachable")]
+    # auto
+    if config.environment == "production" and config.redis_configured:
+        return [
+            redis_candidate(config, "auto in production: Redis configured"),
+            database_candidate(config, "Redis unreachable"),
+        ]
+    return [database_candidate(config, f"auto in {config.environment}")]
+
+
+async def connect_first_reachable(options: Sequence[Candidate]) -> tuple[L2Adapter, str]:
+    """Build and ping each candidate in turn; the memory adapter if none answers."""
+    failures: list[str] = []
+    for candidate in options:
+        adapter: L2Adapter | None = None
+        try:
+            adapter = candidate.build()
+            await asyncio.wait_for(adapter.ping(), PING_TIMEOUT)
+        except Exception as exc:
+            failures.append(f"{candidate.name}: {type(exc).__name__}: {exc}")
+            logger.warning("cachetier: %s backend unavailable at start (%s); trying the next", candidate.name, exc)
+            if adapter is not None:
+                await _close_quietly(adapter)
+            continue
+        if failures:
+            return adapter, f"{candidate.reason} (fallback after: {'; '.join(failures)})"
+        return adapter, candidate.reason
+    logger.warning("cachetier: no configured backend reachable; using the in-process memory adapter")
+    return MemoryAdapter(), f"fallback to memory: {'; '.join(failures)}"
+
+
+async def _close_quietly(adapter: L2Adapter) -> None:
+    try:
+        await adapter.close()
+    except Exception as exc:
+        logger.debug("cachetier: closing unreachable %s failed: %s", adapter.name, exc)
+
+
+class SelectingAdapter:
+    """An `L2Adapter` that picks its real backend on first use and then delegates to it."""
+
+    def __init__(self, config: CacheConfig, options: Sequence[Candidate] | None = None) -> None:
+        self._options = list(options) if options is not None else candidates(config)
+        self._adapter: L2Adapter | None = None
+        self._lock = asyncio.Lock()
+        self.reason = "not connected yet"
+
+    @property
+    def name(self) -> str:
+        return self._adapter.name if self._adapter is not None else "pending"
+
+    @property
+    def selected(self) -> L2Adapter | None:
+        return self._adapter
+
+    async def resolve(self) -> L2Adapter:
+        if self._adapter is not None:
+            return self._adapter
+        async with self._lock:
+            if self._adapter is None:
+                self._adapter, self.reason = await connect_first_reachable(self._options)
+                logger.info("cachetier: using %s L2 (%s)", self._adapter.name, self.reason)
+        return self._adapter
+
+    async def get(self, key: str) -> bytes | None:
+        return await (await self.resolve()).get(key)
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        return await (await self.resolve()).mget(keys)
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        await (await self.resolve()).set(key, value, ttl, tags)
+
+    async def mset(self, entries: Sequence[L2Entry]) -> None:
+        await (await self.resolve()).mset(entries)
+
+    async def delete(self, key: str) -> bool:
+        return await (await self.resolve()).delete(key)
+
+    async def exists(self, key: str) -> bool:
+        return await (await self.resolve()).exists(key)
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        return await (await self.resolve()).expire(key, ttl)
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        return await (await self.resolve()).incr(key, by, ttl)
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        return await (await self.resolve()).invalidate_tags(tags)
+
+    async def clear(self, prefix: str) -> int:
+        return await (await self.resolve()).clear(prefix)
+
+    async def ping(self) -> None:
+        await (await self.resolve()).ping()
+
+    async def stats(self) -> dict[str, Any]:
+        return await (await self.resolve()).stats()
+
+    async def close(self) -> None:
+        if self._adapter is not None:
+            await self._adapter.close()

@@ -1,0 +1,119 @@
+"""A blocking facade over `CacheManager` for WSGI apps, sync decorators and scripts.
+
+It owns one event loop in a daemon thread and runs the async core there, so
+there is one implementation of the caching logic, not two. L1 hits are
+answered in the caller's thread (`CacheManager.get_local`) without crossing
+to the loop thread; everything else is one hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from cachetier.api_types import MSetItem
+from cachetier.manager import CacheManager
+from cachetier.sentinel import MISS
+from cachetier.stats import CacheStats
+
+_T = TypeVar("_T")
+
+
+class SyncCache:
+    """Blocking methods mirroring `CacheManager`'s; `loader`s here are plain sync callables.
+
+    Build the manager without using it elsewhere first: it becomes bound to
+    this facade's loop. Call `close()` (or use `with`) to stop the thread.
+    """
+
+    def __init__(self, manager: CacheManager) -> None:
+        self.manager = manager
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="cachetier-sync", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run a coroutine on the facade's loop and wait for its result."""
+        future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result()
+
+    def get(self, key: str, loader: Callable[[], Any] | None = None, *, default: Any = None, **options: Any) -> Any:
+        value = self.manager.get_local(key, namespace=options.get("namespace"))
+        if value is not MISS:
+            return value
+        if loader is None:
+            return self.run(self.manager.get(key, default=default, namespace=options.get("namespace")))
+        return self.run(self.manager.get(key, _off_loop(loader), **options))
+
+    def set(self, key: str, value: Any, **options: Any) -> None:
+        self.run(self.manager.set(key, value, **options))
+
+    def delete(self, key: str, **options: Any) -> bool:
+        return self.run(self.manager.delete(key, **options))
+
+    def exists(self, key: str, **options: Any) -> bool:
+        return self.run(self.manager.exists(key, **options))
+
+    def expire(self, key: str, seconds: float, **options: Any) -> bool:
+        return self.run(self.manager.expire(key, seconds, **options))
+
+    def increment(self, key: str, by: int = 1, **options: Any) -> int | None:
+        return self.run(self.manager.increment(key, by, **options))
+
+    def decrement(self, key: str, by: int = 1, **options: Any) -> int | None:
+        return self.run(self.manager.decrement(key, by, **options))
+
+    def mget(self, keys: Iterable[str], **options: Any) -> dict[str, Any]:
+        return self.run(self.manager.mget(list(keys), **options))
+
+    def mset(self, items: Mapping[str, Any] | Iterable[MSetItem], **options: Any) -> None:
+        self.run(self.manager.mset(items, **options))
+
+    def invalidate_by_tag(self, tag: str, **options: Any) -> int:
+        return self.run(self.manager.invalidate_by_tag(tag, **options))
+
+    def invalidate_by_tags(self, tags: Iterable[str], **options: Any) -> int:
+        return self.run(self.manager.invalidate_by_tags(list(tags), **options))
+
+    def clear(self, **options: Any) -> int:
+        return self.run(self.manager.clear(**options))
+
+    def refresh(self, key: str, loader: Callable[[], Any], **options: Any) -> Any:
+        return self.run(self.manager.refresh(key, _off_loop(loader), **options))
+
+    def get_stats(self) -> CacheStats:
+        return self.run(self.manager.get_stats())
+
+    def is_healthy(self) -> bool:
+        return self.run(self.manager.is_healthy())
+
+    def close(self) -> None:
+        """Close the manager and stop the loop thread; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.run(self.manager.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+    def __enter__(self) -> SyncCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _off_loop(loader: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+    """Run a blocking loader in a worker thread so it never stalls the facade's loop."""
+
+    def call() -> Awaitable[Any]:
+        return asyncio.to_thread(loader)
+
+    return call
