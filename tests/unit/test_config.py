@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+
+from cachetier.config import CacheConfig
+from cachetier.errors import ConfigError
+
+
+def test_from_env_reads_the_documented_variables() -> None:
+    config = CacheConfig.from_env(
+        {
+            "REDIS_URL": "redis://127.0.0.1:6379/2",
+            "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": "6380",
+            "REDIS_PASSWORD": "secret",
+            "REDIS_DATABASE": "3",
+            "CACHE_ADAPTER": "Redis",
+            "CACHE_DEFAULT_TTL": "120",
+            "CACHE_MAX_MEMORY_ENTRIES": "500",
+            "CACHE_ENABLE_COMPRESSION": "true",
+            "CACHE_TABLE_NAME": "my_cache",
+            "CACHE_DATABASE_URL": "postgresql://postgres@127.0.0.1/test",
+            "DATABASE_URL": "postgresql://ignored",
+            "CACHE_ENVIRONMENT": "production",
+        }
+    )
+    assert config.redis_url == "redis://127.0.0.1:6379/2"
+    assert (config.redis_host, config.redis_port, config.redis_password, config.redis_database) == (
+        "127.0.0.1",
+        6380,
+        "secret",
+        3,
+    )
+    assert config.adapter == "redis"
+    assert config.default_ttl == 120
+    assert config.max_memory_entries == 500
+    assert config.enable_compression is True
+    assert config.table_name == "my_cache"
+    assert config.database_url == "postgresql://postgres@127.0.0.1/test"
+    assert config.environment == "production"
+
+
+def test_database_url_is_used_when_cache_database_url_is_absent() -> None:
+    assert CacheConfig.from_env({"DATABASE_URL": "sqlite:///x.db"}).database_url == "sqlite:///x.db"
+
+
+def test_keyword_overrides_win_over_environment() -> None:
+    assert CacheConfig.from_env({"CACHE_DEFAULT_TTL": "5"}, default_ttl=9).default_ttl == 9
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CACHE_DEFAULT_TTL", "-1"),
+        ("CACHE_DEFAULT_TTL", "soon"),
+        ("CACHE_ADAPTER", "foo"),
+        ("CACHE_TABLE_NAME", "cache; DROP TABLE users"),
+        ("CACHE_TABLE_NAME", '"quoted"'),
+        ("CACHE_MAX_MEMORY_ENTRIES", "0"),
+        ("CACHE_ENABLE_COMPRESSION", "maybe"),
+        ("REDIS_PORT", "70000"),
+    ],
+)
+def test_invalid_environment_values_raise_config_error_naming_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        CacheConfig.from_env({variable: value})
+
+
+def test_invalid_code_values_raise_config_error_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match="default_ttl"):
+        CacheConfig(default_ttl=0)
+    with pytest.raises(ConfigError, match="namespace"):
+        CacheConfig(namespace="a:b")
+
+
+def test_config_is_frozen() -> None:
+    config = CacheConfig()
+    with pytest.raises(AttributeError):
+        config.default_ttl = 5  # type: ignore[misc]

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cachetier.codecs import JsonCodec
+from cachetier.errors import DeserializationError
+from cachetier.framing import FLAG_ZLIB, decode_frame, encode_frame
+
+codec = JsonCodec()
+
+
+def test_frame_carries_value_expiry_and_tags() -> None:
+    expires = time.time() + 60
+    frame = decode_frame(codec, encode_frame(codec, {"a": 1}, expires, ("ns:users", "ns:u1"), False, 1024))
+    assert frame.value == {"a": 1}
+    assert frame.expires_at == pytest.approx(expires, abs=0.001)
+    assert frame.tags == ("ns:users", "ns:u1")
+
+
+def test_large_values_are_compressed_and_decode_the_same() -> None:
+    value = "x" * 10_000
+    data = encode_frame(codec, value, time.time() + 60, (), True, 1024)
+    assert data[1] & FLAG_ZLIB
+    assert len(data) < 1000
+    assert decode_frame(codec, data).value == value
+
+
+def test_values_below_threshold_are_not_compressed() -> None:
+    data = encode_frame(codec, "x" * 100, time.time() + 60, (), True, 1024)
+    assert not data[1] & FLAG_ZLIB
+
+
+def test_ascii_integers_decode_as_counters_without_expiry() -> None:
+    frame = decode_frame(codec, b"-42")
+    assert frame.value == -42
+    assert frame.expires_at is None
+
+
+def test_foreign_codec_and_truncated_bytes_are_rejected() -> None:
+    data = bytearray(encode_frame(codec, 1, time.time() + 60, (), False, 0))
+    data[2] = 99
+    with pytest.raises(DeserializationError):
+        decode_frame(codec, bytes(data))
+    with pytest.raises(DeserializationError):
+        decode_frame(codec, b"\x01\x00")

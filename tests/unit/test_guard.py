@@ -1,0 +1,157 @@
+"""Degrading on backend faults: the guard's logic, over a memory adapter that can be switched off."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from cachetier import BackendError, CacheConfig, CacheManager, create_with_config
+from cachetier.adapters.memory import MemoryAdapter
+from cachetier.protocols import L2Entry
+
+
+class SwitchableAdapter(MemoryAdapter):
+    """A memory adapter whose every call fails while `down` is set, as a dead server would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.calls = 0
+
+    def _check(self) -> None:
+        self.calls += 1
+        if self.down:
+            raise BackendError("connection refused")
+
+    async def get(self, key: str) -> bytes | None:
+        self._check()
+        return await super().get(key)
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        self._check()
+        return await super().mget(keys)
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        self._check()
+        await super().set(key, value, ttl, tags)
+
+    async def mset(self, entries: Sequence[L2Entry]) -> None:
+        self._check()
+        await super().mset(entries)
+
+    async def delete(self, key: str) -> bool:
+        self._check()
+        return await super().delete(key)
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        self._check()
+        return await super().incr(key, by, ttl)
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        self._check()
+        return await super().invalidate_tags(tags)
+
+    async def clear(self, prefix: str) -> int:
+        self._check()
+        return await super().clear(prefix)
+
+    async def ping(self) -> None:
+        self._check()
+
+
+@pytest.fixture
+def adapter() -> SwitchableAdapter:
+    return SwitchableAdapter()
+
+
+@pytest.fixture
+async def cache(adapter: SwitchableAdapter) -> AsyncIterator[CacheManager]:
+    config = CacheConfig(namespace="g", failure_threshold=2, recovery_timeout=0.2)
+    async with create_with_config(config, adapter=adapter) as manager:
+        yield manager
+
+
+async def test_calls_answer_while_backend_is_down(cache: CacheManager, adapter: SwitchableAdapter) -> None:
+    adapter.down = True
+    await cache.set("k", 1)
+    assert await cache.get("k") == 1  # served by L1
+    assert await cache.get("absent") is None
+    assert await cache.mget(["absent"]) == {}
+    assert await cache.increment("n") is None
+    assert await cache.invalidate_by_tag("t") == 0
+    assert await cache.is_healthy() is False
+    stats = await cache.get_stats()
+    assert stats.l2.errors >= 2
+    assert stats.l2.dropped_writes == 1
+
+
+async def test_loader_runs_when_backend_is_down_and_its_errors_still_propagate(
+    cache: CacheManager, adapter: SwitchableAdapter
+) -> None:
+    adapter.down = True
+    assert await cache.get("k", lambda: "loaded") == "loaded"
+
+    def broken() -> str:
+        raise ValueError("loader bug")
+
+    with pytest.raises(ValueError, match="loader bug"):
+        await cache.get("other", broken)
+
+
+async def test_failures_are_logged(
+    cache: CacheManager, adapter: SwitchableAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter.down = True
+    with caplog.at_level(logging.WARNING, logger="cachetier"):
+        await cache.get("k")
+    assert "L2 memory get failed" in caplog.text
+
+
+async def test_open_circuit_stops_calling_the_backend(cache: CacheManager, adapter: SwitchableAdapter) -> None:
+    adapter.down = True
+    for _ in range(2):
+        await cache.get("k")
+    calls = adapter.calls
+    for _ in range(20):
+        await cache.get("k")
+    assert adapter.calls == calls
+    assert (await cache.get_stats()).l2.circuit == "open"
+
+
+async def test_backend_is_used_again_after_recovery(cache: CacheManager, adapter: SwitchableAdapter) -> None:
+    adapter.down = True
+    for _ in range(3):
+        await cache.get("k")
+    adapter.down = False
+    await asyncio.sleep(0.25)
+    await cache.set("k", "v")
+    await cache.clear()  # empties L1 and L2 of this namespace
+    await cache.set("k", "v")
+    assert await adapter.get("g:k") is not None
+    assert (await cache.get_stats()).l2.circuit == "closed"
+
+
+async def test_invalidations_missed_during_outage_are_replayed_on_recovery(
+    cache: CacheManager, adapter: SwitchableAdapter
+) -> None:
+    await cache.set("tagged", "old", tags=["users"])
+    await cache.set("deleted", "old")
+    await cache.set("rewritten", "old")
+    adapter.down = True
+    assert await cache.invalidate_by_tag("users") >= 1
+    assert await cache.delete("deleted") is True
+    await cache.set("rewritten", "new")  # dropped by L2, which still holds "old"
+    adapter.down = False
+    await asyncio.sleep(0.25)
+    other_process = create_with_config(CacheConfig(namespace="g"), adapter=adapter)
+    try:
+        assert await cache.is_healthy() is True
+        assert await other_process.get("tagged") is None
+        assert await other_process.get("deleted") is None
+        assert await other_process.get("rewritten") is None
+    finally:
+        await cache.close()
+        await other_process.close()

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import random
+import time
+
+from cachetier.l1 import L1Store
+from cachetier.sentinel import MISS
+
+
+def later(seconds: float = 60) -> float:
+    return time.time() + seconds
+
+
+def test_get_returns_stored_value_until_expiry() -> None:
+    store = L1Store(10)
+    store.set("a", {"v": 1}, later())
+    store.set("b", 2, time.time() - 0.001)
+    assert store.get("a") == {"v": 1}
+    assert store.get("b") is MISS
+    assert len(store) == 1
+
+
+def test_cached_none_is_not_a_miss() -> None:
+    store = L1Store(10)
+    store.set("n", None, later())
+    assert store.get("n") is None
+
+
+def test_entry_count_never_exceeds_bound() -> None:
+    store = L1Store(100)
+    for i in range(1000):
+        store.set(f"k{i}", i, later())
+        assert len(store) <= 100
+
+
+def test_byte_bound_evicts_until_within_budget() -> None:
+    store = L1Store(1000, max_bytes=500)
+    for i in range(50):
+        store.set(f"k{i}", i, later(), size=100)
+    assert store.size_bytes <= 500
+    assert len(store) == 5
+
+
+def test_frequently_read_keys_survive_a_scan() -> None:
+    store = L1Store(100)
+    for i in range(50):
+        store.set(f"hot{i}", i, later())
+    for _ in range(3):
+        for i in range(50):
+            assert store.get(f"hot{i}") == i
+    for i in range(1000):
+        store.set(f"scan{i}", i, later())
+    survivors = sum(store.get(f"hot{i}") is not MISS for i in range(50))
+    assert survivors == 50
+
+
+def test_recently_evicted_key_is_admitted_to_main_queue() -> None:
+    store = L1Store(10)
+    store.set("ghost", 0, later())
+    for i in range(20):
+        store.set(f"k{i}", i, later())
+    assert store.get("ghost") is MISS
+    store.set("ghost", 1, later())
+    for i in range(20, 29):
+        store.set(f"k{i}", i, later())
+    assert store.get("ghost") == 1
+
+
+def test_invalidate_tags_drops_tagged_entries_only() -> None:
+    store = L1Store(10)
+    store.set("a", 1, later(), ("t1",))
+    store.set("b", 2, later(), ("t1", "t2"))
+    store.set("c", 3, later())
+    assert store.invalidate_tags(["t1"]) == 2
+    assert (store.get("a"), store.get("b"), store.get("c")) == (MISS, MISS, 3)
+    assert store.invalidate_tags(["t2"]) == 0
+
+
+def test_rewriting_an_entry_replaces_its_tags() -> None:
+    store = L1Store(10)
+    store.set("a", 1, later(), ("old",))
+    store.set("a", 2, later(), ("new",))
+    assert store.invalidate_tags(["old"]) == 0
+    assert store.get("a") == 2
+    assert store.invalidate_tags(["new"]) == 1
+
+
+def test_clear_with_prefix_keeps_other_keys() -> None:
+    store = L1Store(10)
+    store.set("ns1:a", 1, later())
+    store.set("ns2:a", 2, later())
+    store.clear("ns1:")
+    assert store.get("ns1:a") is MISS
+    assert store.get("ns2:a") == 2
+
+
+def test_queues_stay_bounded_under_set_delete_churn() -> None:
+    store = L1Store(100)
+    for i in range(10_000):
+        store.set(f"k{i}", i, later())
+        store.delete(f"k{i}")
+    assert len(store._small) + len(store._main) <= 2 * 100 + 64
+
+
+def test_random_operations_keep_internal_counts_consistent() -> None:
+    rng = random.Random(7)
+    store = L1Store(50, max_bytes=2000)
+    for _ in range(5000):
+        key = f"k{rng.randrange(200)}"
+        action = rng.random()
+        if action < 0.5:
+            store.set(key, 1, later(), (f"t{rng.randrange(5)}",), size=rng.randrange(1, 80))
+        elif action < 0.8:
+            store.get(key)
+        elif action < 0.95:
+            store.delete(key)
+        else:
+            store.invalidate_tags([f"t{rng.randrange(5)}"])
+        assert len(store) <= 50
+        assert store.size_bytes == sum(entry.size for entry in store._data.values())
+        live_small = sum(1 for entry in store._small if not entry.dead)
+        assert live_small == store._small_live
