@@ -90,7 +90,7 @@ _tag = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), min_
 
 
 @given(tags=st.lists(_tag, max_size=60), dialect=st.sampled_from(sorted(DIALECTS)))
-def test_rendered_header_parses_back_to_a_prefix_of_the_renderable_tags(tags: list[str], dialect: str) -> None:
+def test_rendered_header_fits_its_limit_and_parses_back_to_distinct_input_tags(tags: list[str], dialect: str) -> None:
     rendered = render_tag_headers(tags, [dialect])
     limits = DIALECTS[dialect]
     if not rendered:
