@@ -1,13 +1,17 @@
 """Shared fixtures: the real Redis and PostgreSQL servers every machine of this project runs.
 
-Outside CI a missing server skips the tests that need it; in CI (CI=true) it fails them,
-because `.ci/run` is responsible for starting both before the tests run.
+A server that is down is started with the machine's standard command first. If it
+still cannot be reached, the tests that need it are skipped outside CI and fail in
+CI (CI=true), where a missing server is an error, never a silent skip.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import time
 
 import pytest
 
@@ -23,9 +27,26 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+def _start_command(name: str) -> list[str] | None:
+    if name == "Redis" and shutil.which("redis-server"):
+        return ["bash", ".ci/start-services", "redis"]
+    if name == "PostgreSQL" and shutil.which("pg_ctlcluster"):
+        return ["bash", ".ci/start-services", "postgres"]
+    return None
+
+
 def _require(name: str, host: str, port: int) -> None:
     if _reachable(host, port):
         return
+    command = _start_command(name)
+    if command is not None:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run(command, cwd=root, check=False, capture_output=True, timeout=60)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not _reachable(host, port):
+            time.sleep(0.2)
+        if _reachable(host, port):
+            return
     message = f"{name} is not reachable at {host}:{port}"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; in CI this is a failure (.ci/run should have started it)")
