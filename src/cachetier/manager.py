@@ -31,7 +31,7 @@ from cachetier.config import CacheConfig
 from cachetier.errors import CacheClosedError, DeserializationError
 from cachetier.framing import Frame, decode_frame, encode_frame
 from cachetier.guard import GuardedAdapter, logger
-from cachetier.keys import check_key, check_namespace, check_tags, check_ttl
+from cachetier.keys import MAX_KEY_BYTES, check_key, check_namespace, check_tags, check_ttl
 from cachetier.l1 import L1Store
 from cachetier.protocols import L2Adapter, L2Entry, PurgeHook
 from cachetier.sentinel import MISS, Missing
@@ -39,6 +39,7 @@ from cachetier.stats import CacheStats, L1Stats, L2Stats
 
 _T = TypeVar("_T")
 _D = TypeVar("_D")
+_FAST_KEY_CHARS = MAX_KEY_BYTES // 4  # any str this short is within the byte limit
 
 
 class CacheManager:
@@ -67,6 +68,7 @@ class CacheManager:
         self.config = config or CacheConfig()
         self._codec = codec or JsonCodec()
         self._namespace = self.config.namespace
+        self._prefix = f"{self._namespace}:"
         self._l1 = L1Store(self.config.max_memory_entries, self.config.max_memory_bytes)
         self._l2 = GuardedAdapter(
             adapter,
@@ -153,7 +155,10 @@ class CacheManager:
         Concurrent calls with a loader for the same missing key run it once;
         its exception reaches every waiter and nothing is stored.
         """
-        full = self._full_key(key, namespace)
+        if namespace is None and type(key) is str and 0 < len(key) <= _FAST_KEY_CHARS:
+            full = self._prefix + key  # fast path: a short key needs no UTF-8 length check
+        else:
+            full = self._full_key(key, namespace)
         value = self._l1.get(full)
         if value is not MISS:
             return value

@@ -1,0 +1,1 @@
+"""Benchmarks: ratios against raw clients and peer libraries measured in the same run."""
