@@ -9,7 +9,8 @@ between services, and unpickling shared bytes is code execution.
 * JSON types (dict with str keys, list, str, int, float, bool, None) come back equal.
 * datetime, date, time, Decimal, bytes, set and frozenset come back as their own
   types, through a tagged object that only values containing them pay for.
-* tuples come back as lists and UUIDs as their canonical string, as in any JSON.
+* tuples come back as lists and UUIDs as their canonical string, as in any JSON;
+  NaN and ±Infinity come back as None (JSON has no such numbers).
 """
 
 from __future__ import annotations

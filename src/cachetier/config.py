@@ -17,7 +17,8 @@ from cachetier.errors import ConfigError
 AdapterChoice = Literal["auto", "redis", "database", "memory", "sqlite", "postgres"]
 Environment = Literal["development", "production", "testing"]
 
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# 48 characters leave room for derived names (indexes, a tags table) within PostgreSQL's 63.
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 _T = TypeVar("_T")
 
 
@@ -80,7 +81,7 @@ class CacheConfig:
             raise ConfigError(f"namespace must be a non-empty string without ':', got {self.namespace!r}")
         if not _IDENTIFIER.fullmatch(self.table_name):
             raise ConfigError(
-                f"table_name must be a plain SQL identifier (letters, digits, _; at most 63), got {self.table_name!r}"
+                f"table_name must be a plain SQL identifier (letters, digits, _; at most 48), got {self.table_name!r}"
             )
         if not 0 < self.redis_port < 65536:
             raise ConfigError(f"redis_port must be 1-65535, got {self.redis_port}")

@@ -14,7 +14,7 @@ from cachetier.errors import DeserializationError, SerializationError
 
 codec = JsonCodec()
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text() | st.floats(allow_nan=False)
+json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text() | st.floats(allow_nan=False, allow_infinity=False)
 tagged_scalars = (
     st.datetimes(timezones=st.none() | st.just(dt.UTC))
     | st.dates()
@@ -43,6 +43,10 @@ def test_plain_json_values_are_encoded_as_plain_json(value: list[Any]) -> None:
 def test_tuples_come_back_as_lists_and_uuids_as_strings() -> None:
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
     assert codec.decode(codec.encode({"t": (1, 2), "id": ident})) == {"t": [1, 2], "id": str(ident)}
+
+
+def test_non_finite_floats_become_null_as_documented() -> None:
+    assert codec.decode(codec.encode([float("inf"), float("-inf"), float("nan")])) == [None, None, None]
 
 
 def test_sets_and_frozensets_round_trip() -> None:
