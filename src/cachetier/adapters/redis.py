@@ -1,0 +1,351 @@
+"""Redis (standalone or Sentinel-managed) as the L2 store, over redis-py's asyncio client.
+
+Connections: a bounded `BlockingConnectionPool` (callers wait up to `pool_timeout`
+seconds for a connection instead of failing), socket and connect timeouts, and
+2 retries with exponential backoff on connection errors and timeouts. A retry
+may repeat a command whose reply (not request) was lost; only `incr` minds.
+
+URLs: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS; pass
+``ssl_ca_certs=...`` etc. as options or query parameters), ``unix:///path?db=0``,
+and ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service_name[/db]``
+(port 26379 by default; credentials are the master's; a ``sentinel_kwargs``
+option goes to the Sentinels). Settings in a URL win over options.
+
+Keys arrive namespaced (``ns:key``) and are stored as given, as plain strings
+with PX expiry. Two reserved key families are never counted as entries:
+
+- ``{t:<tag>}``, a tag's index: a sorted set of keys scored by expiry (server
+  ms). Each write to a tag drops members whose score has passed
+  (ZREMRANGEBYSCORE) and extends the index's PEXPIRE to its latest member, so
+  an index holds live keys plus those that died since the tag's last write,
+  and vanishes with its last member. (A plain set grows without bound as tagged
+  keys expire; checking members' existence on each write costs O(members).)
+  Scores come from TIME, read after the script's clock snapshot, so they are
+  never below the real expiry and pruning never drops a live key.
+- ``{k:<key>}``, a key's tag list (a set with the key's TTL). It makes re-tagging
+  exact (a write leaves the indexes of tags the key no longer carries) and lets
+  `expire` move the key's scores with its TTL, without which an extended key
+  would be pruned early and escape invalidation. A script may touch only the
+  keys in KEYS, so the write and expire scripts refuse when the stored list
+  names a tag the caller did not pass and return it; the adapter retries with
+  those indexes. `delete` and `incr` leave tag data alone: a deleted key stays in
+  its indexes until its old expiry, so an old tag may remove a later value of
+  that key (a spurious miss, never a stale read).
+
+Writing a value with its tags, resetting a TTL and invalidating tags are each
+one Lua script (`cachetier.adapters.redis_scripts`): once `invalidate_tags`
+returns, every key written with those tags before it began is gone.
+
+Cluster is not supported yet: a write touches the key, its tag list and its
+tags' indexes (different slots), and the invalidation script deletes members it
+reads from an index (allowed outside a cluster only). Cluster support must split
+the work per slot, keeping the order that makes invalidation safe: add the key
+to each tag index (one script per index slot; ``{t:<tag>}`` is hash-tagged so
+per-tag companions can join it) *before* writing the value, and invalidate by
+atomically popping each index, then UNLINKing the popped keys grouped by slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Final, cast
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from cachetier.adapters import redis_scripts
+from cachetier.config import CacheConfig
+from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
+from cachetier.protocols import L2Entry
+
+SENTINEL_SCHEME: Final = "redis+sentinel"
+_TAG_LIST_OPEN, _TAG_LIST_CLOSE = "{k:", "}"
+_RESERVED: Final = (b"{k:", b"{t:")
+_SCAN_COUNT: Final = 1000
+_ATTEMPTS: Final = 4  # tag-list retries; each one learns every tag the key had
+
+
+def _tag_index(tag: str) -> str:
+    return "{t:" + tag + "}"
+
+
+def _tag_list(key: str) -> str:
+    return _TAG_LIST_OPEN + key + _TAG_LIST_CLOSE
+
+
+def _ms(ttl: float) -> int:
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+@contextlib.contextmanager
+def _backend_errors(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise BackendError(f"redis {operation} failed: {type(exc).__name__}: {exc}") from exc
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel master discovery with the blocking pool's bounded wait."""
+
+
+class RedisAdapter:
+    """`L2Adapter` over one Redis client. Every fault is raised as `BackendError`."""
+
+    name = "redis"
+
+    def __init__(self, client: Redis, *, close_client: bool = False) -> None:
+        """Wrap `client` (``decode_responses=False``); close it in `close()` only if `close_client`."""
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ConfigError("RedisAdapter needs a client with decode_responses=False (values are bytes)")
+        self._client = client
+        self._closers: list[Callable[[], Awaitable[None]]] = [client.aclose] if close_client else []
+        self._write = client.register_script(redis_scripts.WRITE)
+        self._expire = client.register_script(redis_scripts.EXPIRE)
+        self._invalidate = client.register_script(redis_scripts.INVALIDATE)
+
+    @property
+    def client(self) -> Redis:
+        """The underlying redis-py client (for diagnostics; bypasses the tag bookkeeping)."""
+        return self._client
+
+    @classmethod
+    def from_config(cls, config: CacheConfig) -> RedisAdapter:
+        """Build from `redis_url` (whose settings win), else `redis_host` (default localhost)."""
+        options: dict[str, Any] = {
+            "max_connections": config.redis_max_connections,
+            "socket_timeout": config.redis_socket_timeout,
+            "connect_timeout": config.redis_connect_timeout,
+            "pool_timeout": config.redis_socket_timeout,
+            "db": config.redis_database,
+        }
+        if config.redis_password is not None:
+            options["password"] = config.redis_password
+        if config.redis_url:
+            return cls.from_url(config.redis_url, **options)
+        return cls._owning(host=config.redis_host or "localhost", port=config.redis_port, **options)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        max_connections: int = 64,
+        pool_timeout: float = 1.0,
+        socket_timeout: float = 1.0,
+        connect_timeout: float = 1.0,
+        retries: int = 2,
+        **options: Any,
+    ) -> RedisAdapter:
+        """Connect lazily to `url` (forms in the module docstring); `options` go to redis-py connections.
+
+        Raises `ConfigError` for a malformed URL. Timeouts are seconds.
+        """
+        options.update(
+            max_connections=max_connections,
+            pool_timeout=pool_timeout,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+        )
+        if url.startswith(SENTINEL_SCHEME + "://"):
+            return cls._sentinel(url, **options)
+        try:
+            url_options = parse_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"redis URL {url!r} is invalid: {exc}") from exc
+        return cls._owning(**{**options, **url_options})
+
+    @staticmethod
+    def _connection_options(options: dict[str, Any]) -> dict[str, Any]:
+        backoff = ExponentialBackoff(cap=0.25, base=0.025)
+        options["retry"] = Retry(backoff, options.pop("retries", 2))
+        options["timeout"] = options.pop("pool_timeout", 1.0)
+        options["socket_connect_timeout"] = options.pop("connect_timeout", 1.0)
+        return options
+
+    @classmethod
+    def _owning(cls, **options: Any) -> RedisAdapter:
+        pool = BlockingConnectionPool(**cls._connection_options(options))
+        return cls(Redis.from_pool(pool), close_client=True)
+
+    @classmethod
+    def _sentinel(cls, url: str, **options: Any) -> RedisAdapter:
+        parts = urlsplit(url)
+        hosts = parts.netloc.rpartition("@")[2]
+        path = [unquote(part) for part in parts.path.split("/") if part]
+        if not hosts or not 1 <= len(path) <= 2 or parts.query or (len(path) == 2 and not path[1].isdigit()):
+            raise ConfigError(f"sentinel URL must be {SENTINEL_SCHEME}://host:port[,host:port]/service_name[/db]")
+        sentinels = []
+        for host in hosts.split(","):
+            address = urlsplit("//" + host)
+            sentinels.append((address.hostname or "localhost", address.port or 26379))
+        if parts.username:
+            options["username"] = unquote(parts.username)
+        if parts.password:
+            options["password"] = unquote(parts.password)
+        if len(path) == 2:
+            options["db"] = int(path[1])
+        connection = cls._connection_options(options)
+        # Without `retry` here, each dead Sentinel costs redis-py's default 10 retries per discovery.
+        sentinel_kwargs = {key: connection[key] for key in ("socket_timeout", "socket_connect_timeout", "retry")}
+        sentinel_kwargs.update(connection.pop("sentinel_kwargs", None) or {})
+        # redis-py leaves Sentinel.__init__ unannotated.
+        sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **connection)  # type: ignore[no-untyped-call]
+        client = sentinel.master_for(path[0], connection_pool_class=_BlockingSentinelPool)
+        adapter = cls(client, close_client=True)
+        adapter._closers.append(sentinel.aclose)
+        return adapter
+
+    async def get(self, key: str) -> bytes | None:
+        with _backend_errors("get"):
+            return cast(bytes | None, await self._client.get(key))
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        with _backend_errors("mget"):
+            return cast(list[bytes | None], await self._client.mget(keys))
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        """Store `value` for `ttl` seconds (rounded up to ms) with exactly `tags`."""
+        with _backend_errors("set"):
+            await self._write_entry(L2Entry(key, value, ttl, tags), ())
+
+    async def mset(self, entries: Sequence[L2Entry]) -> None:
+        """Write every entry in one pipelined round trip (one more per key whose tags changed)."""
+        if not entries:
+            return
+        with _backend_errors("mset"):
+            try:
+                results = await self._pipelined_writes(entries)
+            except NoScriptError:  # the server lost its scripts (restart, SCRIPT FLUSH)
+                await self._client.script_load(redis_scripts.WRITE)
+                results = await self._pipelined_writes(entries)
+            last = {entry.key: i for i, entry in enumerate(entries)}
+            for i, (entry, result) in enumerate(zip(entries, results, strict=True)):
+                if isinstance(result, list) and last[entry.key] == i:  # an earlier duplicate was overwritten anyway
+                    await self._write_entry(entry, result)
+
+    async def _pipelined_writes(self, entries: Sequence[L2Entry]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                keys, args = self._write_arguments(entry, ())
+                pipe.evalsha(self._write.sha, len(keys), *keys, *args)
+            return await pipe.execute()
+
+    @staticmethod
+    def _write_arguments(entry: L2Entry, known: Sequence[str]) -> tuple[list[str], list[Any]]:
+        tags = list(dict.fromkeys(entry.tags))
+        extra = [tag for tag in known if tag not in tags]
+        keys = [entry.key, _tag_list(entry.key), *map(_tag_index, tags + extra)]
+        return keys, [entry.value, _ms(entry.ttl), len(tags), *tags, *extra]
+
+    async def _write_entry(self, entry: L2Entry, stored_tags: Sequence[bytes]) -> None:
+        known: dict[str, None] = {}
+        for _ in range(_ATTEMPTS):
+            known.update(dict.fromkeys(tag.decode() for tag in stored_tags))
+            keys, args = self._write_arguments(entry, list(known))
+            result = await self._write(keys, args)
+            if not isinstance(result, list):
+                return
+            stored_tags = result
+        raise BackendError(f"tags of {entry.key!r} kept changing during set")
+
+    async def delete(self, key: str) -> bool:
+        with _backend_errors("delete"):
+            return await self._client.unlink(key) == 1
+
+    async def exists(self, key: str) -> bool:
+        with _backend_errors("exists"):
+            return await self._client.exists(key) == 1
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        """Reset a live key's TTL (and its scores in its tags' indexes); False when absent."""
+        known: dict[str, None] = {}
+        with _backend_errors("expire"):
+            for _ in range(_ATTEMPTS):
+                result = await self._expire([key, _tag_list(key), *map(_tag_index, known)], [_ms(ttl), *known])
+                if not isinstance(result, list):
+                    return bool(result)
+                known.update(dict.fromkeys(tag.decode() for tag in result))
+        raise BackendError(f"tags of {key!r} kept changing during expire")
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        """INCRBY in a transaction with SET NX PX, so a new counter gets `ttl` atomically."""
+        with _backend_errors("incr"):
+            try:
+                async with self._client.pipeline(transaction=True) as pipe:
+                    pipe.set(key, 0, px=_ms(ttl), nx=True)
+                    pipe.incrby(key, by)
+                    results = await pipe.execute()
+            except ResponseError as exc:
+                if "not an integer" not in str(exc):
+                    raise
+                raise NotAnIntegerError(f"value at {key!r} is not an integer (or would overflow 64 bits)") from exc
+            return int(results[1])
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        """Delete every key carrying any of `tags` in one script; count each live key once."""
+        if not tags:
+            return 0
+        indexes = [_tag_index(tag) for tag in dict.fromkeys(tags)]
+        with _backend_errors("invalidate_tags"):
+            return int(await self._invalidate(indexes, [_TAG_LIST_OPEN, _TAG_LIST_CLOSE]))
+
+    async def clear(self, prefix: str) -> int:
+        """UNLINK the keys under `prefix` (SCAN, never FLUSHDB) plus their tag data; count entries."""
+        pattern = _glob_escape(prefix) + "*"
+        with _backend_errors("clear"):
+            removed = await self._unlink_matching(pattern, skip_reserved=True)
+            await self._unlink_matching("{[kt]:" + pattern, skip_reserved=False)
+        return removed
+
+    async def _unlink_matching(self, pattern: str, *, skip_reserved: bool) -> int:
+        removed, cursor = 0, None
+        while cursor != 0:
+            cursor, keys = await self._client.scan(cursor or 0, match=pattern, count=_SCAN_COUNT)
+            doomed = [key for key in cast(list[bytes], keys) if not (skip_reserved and key.startswith(_RESERVED))]
+            if doomed:
+                removed += await self._client.unlink(*doomed)
+        return removed
+
+    async def ping(self) -> None:
+        with _backend_errors("ping"):
+            await self._client.ping()
+
+    async def stats(self) -> dict[str, Any]:
+        """Memory, clients and key count from INFO memory/clients and DBSIZE (one round trip)."""
+        with _backend_errors("stats"):
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.info("memory")
+                pipe.info("clients")
+                pipe.dbsize()
+                memory, clients, keys = await pipe.execute()
+        return {
+            "used_memory": memory.get("used_memory"),
+            "used_memory_peak": memory.get("used_memory_peak"),
+            "maxmemory": memory.get("maxmemory"),
+            "connected_clients": clients.get("connected_clients"),
+            "blocked_clients": clients.get("blocked_clients"),
+            "keys_in_db": keys,
+            "pool_max_connections": self._client.connection_pool.max_connections,
+        }
+
+    async def close(self) -> None:
+        """Close the client, pool and Sentinel connections this adapter created; idempotent."""
+        closers, self._closers = self._closers, []
+        with _backend_errors("close"):
+            for closer in closers:
+                await closer()

@@ -1,0 +1,352 @@
+"""RedisAdapter against the machine's Redis (shared: every test works under its own prefix)
+and against throwaway servers from `servers` (faults, auth, TLS, Sentinel)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.connection import SSLConnection
+from redis.exceptions import RedisError
+
+from cachetier.adapters.redis import RedisAdapter
+from cachetier.config import CacheConfig
+from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
+from cachetier.protocols import L2Adapter, L2Entry
+from cachetier.testing import L2ContractSuite
+from servers import RedisServer
+
+
+class TestRedisAdapterContract(L2ContractSuite):
+    @pytest.fixture
+    async def adapter(self, redis_url: str, prefix: str) -> AsyncIterator[L2Adapter]:
+        adapter = RedisAdapter.from_url(redis_url)
+        yield adapter
+        await adapter.clear(prefix)
+        await adapter.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"redis-test-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+async def adapter(redis_url: str, prefix: str) -> AsyncIterator[RedisAdapter]:
+    adapter = RedisAdapter.from_url(redis_url)
+    yield adapter
+    await adapter.clear(prefix)
+    await adapter.close()
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_tagged_writes_finished_before_an_invalidation_are_gone_after_it(
+    adapter: RedisAdapter, prefix: str
+) -> None:
+    tag, other = prefix + "hot", prefix + "other"
+    finished: list[str] = []
+    writing = True
+    counter = itertools.count()
+
+    async def writer() -> None:
+        while writing:
+            n = next(counter)
+            key = f"{prefix}k{n}"  # every write has its own key, so "gone" cannot be undone later
+            if n % 3:
+                await adapter.set(key, b"v", 60, (tag, other))
+            else:
+                await adapter.mset([L2Entry(key, b"v", 60, (tag,)), L2Entry(key + "-b", b"v", 60, (other, tag))])
+                finished.append(key + "-b")
+            finished.append(key)
+
+    async def invalidator() -> int:
+        checked = 0
+        for _ in range(40):
+            await asyncio.sleep(random.uniform(0, 0.01))
+            before = list(finished)
+            await adapter.invalidate_tags([tag])
+            survivors = [key for key, value in zip(before, await adapter.mget(before), strict=True) if value]
+            assert survivors == []
+            checked += len(before)
+        return checked
+
+    writers = [asyncio.create_task(writer()) for _ in range(8)]
+    try:
+        checked = await asyncio.gather(invalidator(), invalidator())
+    finally:
+        writing = False
+        await asyncio.gather(*writers)
+    assert sum(checked) > 500  # the check saw real traffic
+    await adapter.invalidate_tags([tag])
+    assert await adapter.mget(finished) == [None] * len(finished)
+
+
+async def test_tag_index_keeps_only_live_members_and_expires(adapter: RedisAdapter, raw: Redis, prefix: str) -> None:
+    tag = prefix + "t"
+    index = "{t:" + tag + "}"
+    for start in range(0, 2000, 500):
+        await adapter.mset([L2Entry(f"{prefix}{i}", b"v", 0.2, (tag,)) for i in range(start, start + 500)])
+    assert await raw.zcard(index) == 2000
+    await asyncio.sleep(0.4)
+    await adapter.set(prefix + "last", b"v", 0.5, (tag,))
+    assert await raw.zcard(index) == 1
+    assert 0 < await raw.pttl(index) <= 500
+    await asyncio.sleep(0.7)
+    assert await raw.exists(index, "{k:" + prefix + "last}") == 0
+
+
+async def test_rewriting_a_key_moves_it_out_of_old_tag_indexes(adapter: RedisAdapter, raw: Redis, prefix: str) -> None:
+    old, new = prefix + "old", prefix + "new"
+    await adapter.set(prefix + "k", b"1", 60, (old,))
+    await adapter.set(prefix + "k", b"2", 60, (new,))
+    assert await adapter.invalidate_tags([old]) == 0
+    assert await adapter.get(prefix + "k") == b"2"
+    await adapter.set(prefix + "k", b"3", 60)
+    assert await adapter.invalidate_tags([new]) == 0
+    assert await adapter.get(prefix + "k") == b"3"
+    assert await raw.exists("{k:" + prefix + "k}") == 0
+
+
+async def test_mset_with_a_duplicate_key_keeps_the_last_entry(adapter: RedisAdapter, prefix: str) -> None:
+    a, b = prefix + "a", prefix + "b"
+    await adapter.set(prefix + "k", b"0", 60, (a,))
+    await adapter.mset([L2Entry(prefix + "k", b"1", 60, (b,)), L2Entry(prefix + "k", b"2", 60, (a, b))])
+    assert await adapter.get(prefix + "k") == b"2"
+    assert await adapter.invalidate_tags([a]) == 1
+
+
+async def test_expire_extends_a_tagged_key_past_pruning_of_its_tag(adapter: RedisAdapter, prefix: str) -> None:
+    tag = prefix + "t"
+    await adapter.set(prefix + "k", b"v", 0.2, (tag,))
+    assert await adapter.expire(prefix + "k", 60) is True
+    await asyncio.sleep(0.4)
+    await adapter.set(prefix + "other", b"v", 60, (tag,))  # prunes members scored before now
+    assert await adapter.invalidate_tags([tag]) == 2
+    assert await adapter.get(prefix + "k") is None
+
+
+@pytest.mark.parametrize("glob_prefix", ["a*b?:", "x[ab]\\y:"])
+async def test_clear_escapes_glob_characters_and_spares_other_prefixes(
+    adapter: RedisAdapter, raw: Redis, prefix: str, glob_prefix: str
+) -> None:
+    target = prefix + glob_prefix
+    neighbours = [prefix + name for name in ("aXbY:", "ab:", "xay:", "x[ab]\\y", "other:")]
+    for current in [target, *neighbours]:
+        await adapter.set(current + "k", b"v", 60, (current + "tag",))
+        await adapter.set(current + "plain", b"v", 60)
+    assert await adapter.clear(target) == 2
+    assert await adapter.mget([target + "k", target + "plain"]) == [None, None]
+    assert await raw.exists("{k:" + target + "k}", "{t:" + target + "tag}") == 0
+    for current in neighbours:
+        assert await adapter.mget([current + "k", current + "plain"]) == [b"v", b"v"]
+        assert await adapter.invalidate_tags([current + "tag"]) == 1
+
+
+async def test_incr_of_non_integer_raises_and_new_counters_get_the_ttl(
+    adapter: RedisAdapter, raw: Redis, prefix: str
+) -> None:
+    await adapter.set(prefix + "text", b"12abc", 60)
+    with pytest.raises(NotAnIntegerError):
+        await adapter.incr(prefix + "text", 1, 60)
+    assert await adapter.incr(prefix + "n", 2, 30) == 2
+    assert 29_000 < await raw.pttl(prefix + "n") <= 30_000
+    assert await adapter.incr(prefix + "n", 2, 600) == 4
+    assert await raw.pttl(prefix + "n") <= 30_000  # an existing counter keeps its TTL
+
+
+async def test_blocking_pool_makes_callers_wait_for_a_connection(redis_url: str, prefix: str) -> None:
+    adapter = RedisAdapter.from_url(redis_url, max_connections=2, pool_timeout=5)
+    try:
+        await adapter.set(prefix + "k", b"v", 60)
+        assert await asyncio.gather(*(adapter.get(prefix + "k") for _ in range(100))) == [b"v"] * 100
+        assert (await adapter.stats())["pool_max_connections"] == 2
+    finally:
+        await adapter.clear(prefix)
+        await adapter.close()
+
+
+async def test_stats_reports_server_and_pool_figures(adapter: RedisAdapter) -> None:
+    stats = await adapter.stats()
+    assert stats["used_memory"] > 0
+    assert stats["connected_clients"] >= 1
+    assert stats["keys_in_db"] >= 0
+    assert stats["pool_max_connections"] == 64
+
+
+async def test_close_is_idempotent_and_leaves_a_borrowed_client_open(raw: Redis, redis_url: str) -> None:
+    borrowed = RedisAdapter(raw)
+    await borrowed.close()
+    await borrowed.close()
+    assert await raw.ping() is True
+    owned = RedisAdapter.from_config(CacheConfig(redis_url=redis_url))
+    await owned.ping()
+    await owned.close()
+    await owned.close()
+
+
+async def test_client_decoding_responses_is_rejected(redis_url: str) -> None:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        with pytest.raises(ConfigError, match="decode_responses"):
+            RedisAdapter(client)
+    finally:
+        await client.aclose()
+
+
+Call = Callable[[RedisAdapter], Coroutine[Any, Any, object]]
+CALLS: dict[str, Call] = {
+    "get": lambda a: a.get("k"),
+    "mget": lambda a: a.mget(["k", "j"]),
+    "set": lambda a: a.set("k", b"v", 60, ("t",)),
+    "mset": lambda a: a.mset([L2Entry("k", b"v", 60)]),
+    "delete": lambda a: a.delete("k"),
+    "exists": lambda a: a.exists("k"),
+    "expire": lambda a: a.expire("k", 60),
+    "incr": lambda a: a.incr("n", 1, 60),
+    "invalidate_tags": lambda a: a.invalidate_tags(["t"]),
+    "clear": lambda a: a.clear("k"),
+    "ping": lambda a: a.ping(),
+    "stats": lambda a: a.stats(),
+}
+
+
+async def _assert_every_call_raises_backend_error(adapter: RedisAdapter, within: float) -> None:
+    async def check(name: str, call: Call) -> None:
+        started = time.monotonic()
+        with pytest.raises(BackendError) as caught:
+            await call(adapter)
+        assert time.monotonic() - started < within, name
+        assert isinstance(caught.value.__cause__, RedisError), name
+
+    await asyncio.gather(*(check(name, call) for name, call in CALLS.items()))
+
+
+async def _assert_works(adapter: RedisAdapter) -> None:
+    await adapter.mset([L2Entry("j", b"w", 60, ("t",))])  # first: the pipeline must reload a lost script
+    await adapter.set("k", b"v", 60, ("t",))
+    assert await adapter.mget(["k", "j"]) == [b"v", b"w"]
+    assert await adapter.expire("k", 60) is True
+    assert await adapter.invalidate_tags(["t"]) == 2
+
+
+@pytest.mark.slow
+async def test_adapter_raises_backend_error_while_server_is_down_and_recovers_on_restart() -> None:
+    with RedisServer() as server:
+        adapter = RedisAdapter.from_url(server.url, socket_timeout=0.3, connect_timeout=0.3)
+        try:
+            await _assert_works(adapter)
+            server.stop()
+            await _assert_every_call_raises_backend_error(adapter, within=1.5)
+            server.restart()
+            await _assert_works(adapter)
+        finally:
+            await adapter.close()
+
+
+@pytest.mark.slow
+async def test_adapter_times_out_on_a_hung_server_and_recovers() -> None:
+    with RedisServer() as server:
+        adapter = RedisAdapter.from_url(server.url, socket_timeout=0.2, connect_timeout=0.2, retries=1)
+        try:
+            await _assert_works(adapter)
+            server.pause()
+            try:
+                await _assert_every_call_raises_backend_error(adapter, within=1.5)
+            finally:
+                server.resume()
+            await _assert_works(adapter)
+        finally:
+            await adapter.close()
+
+
+@pytest.mark.slow
+async def test_from_url_and_from_config_authenticate_with_a_password() -> None:
+    password = "p@ss word"
+    with RedisServer("--requirepass", password) as server:
+        host_port = f"127.0.0.1:{server.port}"
+        good = [
+            RedisAdapter.from_url(f"redis://:p%40ss%20word@{host_port}/0"),
+            RedisAdapter.from_url(server.url, password=password),
+            RedisAdapter.from_config(CacheConfig(redis_url=server.url, redis_password=password)),
+            RedisAdapter.from_config(
+                CacheConfig(redis_host="127.0.0.1", redis_port=server.port, redis_password=password)
+            ),
+        ]
+        bad = [RedisAdapter.from_url(server.url), RedisAdapter.from_url(f"redis://:wrong@{host_port}/0")]
+        try:
+            for adapter in good:
+                await adapter.ping()
+            for adapter in bad:
+                with pytest.raises(BackendError):
+                    await adapter.ping()
+        finally:
+            for adapter in good + bad:
+                await adapter.close()
+
+
+async def test_rediss_url_selects_tls_connections_with_url_settings() -> None:
+    adapter = RedisAdapter.from_url("rediss://user:pw@cache.example:6380/3", ssl_cert_reqs="none", max_connections=7)
+    try:
+        pool = adapter.client.connection_pool
+        assert pool.connection_class is SSLConnection
+        assert pool.max_connections == 7
+        kwargs = pool.connection_kwargs
+        assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache.example", 6380, 3)
+        assert (kwargs["username"], kwargs["password"], kwargs["ssl_cert_reqs"]) == ("user", "pw", "none")
+    finally:
+        await adapter.close()
+
+
+@pytest.mark.slow
+async def test_rediss_url_talks_to_a_tls_server() -> None:
+    with RedisServer(tls=True) as server:
+        adapter = RedisAdapter.from_url(server.url, ssl_ca_certs=str(server.cert))
+        try:
+            await _assert_works(adapter)
+        finally:
+            await adapter.close()
+
+
+@pytest.mark.slow
+async def test_sentinel_url_finds_the_master() -> None:
+    with RedisServer() as master, RedisServer(sentinel_of=(master.port, "primary")) as sentinel:
+        adapter = RedisAdapter.from_url(f"redis+sentinel://127.0.0.1:9,127.0.0.1:{sentinel.port}/primary/2")
+        try:
+            await _assert_works(adapter)
+            await adapter.set("k", b"v", 60)
+            async with Redis(host="127.0.0.1", port=master.port, db=2) as direct:
+                assert await direct.get("k") == b"v"
+        finally:
+            await adapter.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis+sentinel:///primary", "redis+sentinel://h:1", "redis+sentinel://h:1/a/b", "redis+sentinel://h/s?x=1"],
+)
+def test_malformed_sentinel_url_raises_config_error(url: str) -> None:
+    with pytest.raises(ConfigError):
+        RedisAdapter.from_url(url)
+
+
+def test_unknown_url_scheme_raises_config_error() -> None:
+    with pytest.raises(ConfigError):
+        RedisAdapter.from_url("http://127.0.0.1:6379")
+
+
+def test_adapter_satisfies_the_protocol() -> None:
+    adapter: L2Adapter = RedisAdapter(Redis())
+    assert adapter.name == "redis"
