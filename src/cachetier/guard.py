@@ -19,13 +19,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
-from cachetier.errors import NotAnIntegerError
+from cachetier.errors import InvalidKeyError, InvalidTagError, NotAnIntegerError
 from cachetier.protocols import L2Adapter, L2Entry
 
 logger = logging.getLogger("cachetier")
 
 _T = TypeVar("_T")
-_PROGRAMMER_ERRORS: Final = (NotAnIntegerError,)
+# Mistakes the adapter detects (a value that is no counter, a key it cannot store) are the caller's, not faults.
+_PROGRAMMER_ERRORS: Final = (NotAnIntegerError, InvalidKeyError, InvalidTagError)
 
 
 class CircuitBreaker:

@@ -23,6 +23,8 @@ def check_key(key: object) -> str:
         raise InvalidKeyError(f"cache keys must be str, got {type(key).__name__}")
     if not key:
         raise InvalidKeyError("cache keys must not be empty")
+    if "\x00" in key:
+        raise InvalidKeyError("cache keys must not contain NUL (PostgreSQL text cannot store it)")
     # len() counts characters; only keys that might be too long pay for encoding.
     if len(key) * 4 > MAX_KEY_BYTES and len(key.encode()) > MAX_KEY_BYTES:
         raise InvalidKeyError(f"cache keys are limited to {MAX_KEY_BYTES} UTF-8 bytes, got {len(key.encode())}")
@@ -39,8 +41,8 @@ def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
     for tag in tags:
         if not isinstance(tag, str) or not tag:
             raise InvalidTagError(f"tags must be non-empty str, got {tag!r}")
-        if "\x1f" in tag or len(tag.encode()) > MAX_TAG_BYTES:
-            raise InvalidTagError(f"tag {tag[:40]!r} is longer than {MAX_TAG_BYTES} bytes or contains U+001F")
+        if "\x1f" in tag or "\x00" in tag or len(tag.encode()) > MAX_TAG_BYTES:
+            raise InvalidTagError(f"tag {tag[:40]!r} is longer than {MAX_TAG_BYTES} bytes or contains U+001F/NUL")
         seen[tag] = None
     return tuple(seen)
 

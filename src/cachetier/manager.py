@@ -162,6 +162,7 @@ class CacheManager:
         value = self._l1.get(full)
         if value is not MISS:
             return value
+        check_key(key)  # the fast path skipped the NUL check; a miss can afford it
         value = await self._read_l2(full)
         if value is not MISS:
             return value

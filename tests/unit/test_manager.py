@@ -206,7 +206,9 @@ async def test_cache_aside_handle_gets_refreshes_and_invalidates(cache: CacheMan
     assert await handle.get() == 3
 
 
-@pytest.mark.parametrize("key", ["", 123, None, b"bytes", "x" * (MAX_KEY_BYTES + 1), "é" * (MAX_KEY_BYTES // 2 + 1)])
+@pytest.mark.parametrize(
+    "key", ["", "nul\x00byte", 123, None, b"bytes", "x" * (MAX_KEY_BYTES + 1), "é" * (MAX_KEY_BYTES // 2 + 1)]
+)
 async def test_invalid_keys_raise_invalid_key_error(cache: CacheManager, key: Any) -> None:
     with pytest.raises(InvalidKeyError):
         await cache.set(key, 1)
