@@ -14,7 +14,13 @@ from cachetier.errors import DeserializationError, SerializationError
 
 codec = JsonCodec()
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text() | st.floats(allow_nan=False, allow_infinity=False)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
 tagged_scalars = (
     st.datetimes(timezones=st.none() | st.just(dt.UTC))
     | st.dates()
