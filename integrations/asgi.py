@@ -1,0 +1,355 @@
+"""`CacheMiddleware`: an RFC 9111 shared HTTP cache in front of an ASGI app, over a `CacheManager`.
+
+Pure ASGI (no `BaseHTTPMiddleware`). The caching rules live in
+`cachetier.integrations.http_cache`; this module only moves ASGI messages and
+awaits the cache. `X-Cache` on every response says what happened: HIT, MISS,
+STALE (served stale), REVALIDATED (validated with the app, stored body
+served) or BYPASS (not a cacheable request). stale-while-revalidate
+refreshes in an asyncio task owned by the middleware (`await
+middleware.wait_background()` waits for them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Generator, MutableMapping, Sequence
+from typing import Any
+
+import orjson
+
+from cachetier import CacheManager, InvalidTagError
+from cachetier.integrations.http_cache.conditional import validating_headers
+from cachetier.integrations.http_cache.flow import (
+    BodyBuffer,
+    Found,
+    Next,
+    Outcome,
+    complete,
+    invalidation,
+    lookup,
+    on_response,
+    store_items,
+)
+from cachetier.integrations.http_cache.freshness import Heuristics
+from cachetier.integrations.http_cache.headers import Headers
+from cachetier.integrations.http_cache.policy import (
+    LOOKUP_METHODS,
+    Decision,
+    Options,
+    Request,
+    Use,
+    decide,
+    invalidated_urls,
+)
+from cachetier.integrations.http_cache.purge import check_purge
+from cachetier.integrations.http_cache.responses import Response, client_headers, entry_response, gateway_timeout
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = ["CacheMiddleware", "purge_endpoint"]
+
+
+class CacheMiddleware:
+    """Response cache for GET/HEAD, shared-cache semantics (RFC 9111, RFC 5861, RFC 9213).
+
+    Args:
+        app: the wrapped ASGI app (the origin).
+        cache: where responses are stored; tags go through its `tags=`, so
+            `cache.invalidate_by_tag(tag)` purges pages the app tagged.
+        key_prefix: prefix of the middleware's keys (in the cache's own namespace).
+        target_header: our RFC 9213 targeted field, preferred over `CDN-Cache-Control`
+            and `Cache-Control`; stripped from responses unless `strip_target_header=False`.
+        tag_header: where the app puts tags (`Surrogate-Key` and `xkey` are read too).
+        cdn_dialects: re-emit tags for downstream CDNs ("fastly", "cloudflare", "varnish").
+        cache_set_cookie: store responses carrying `Set-Cookie` (off: they are per-user).
+        generate_etags: give stored 200s without an ETag a strong hash-of-body ETag.
+        max_body_size: bodies up to this many bytes are buffered and stored; larger ones stream unstored.
+        stale_retention: extra seconds an entry with a validator is kept past freshness, for revalidation.
+        heuristic_fraction / heuristic_max: heuristic freshness for Last-Modified responses.
+        clock: seconds since the epoch; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        cache: CacheManager,
+        key_prefix: str = "http",
+        target_header: str = "Cachetier-Cache-Control",
+        strip_target_header: bool = True,
+        tag_header: str = "Cache-Tag",
+        strip_tag_header: bool = True,
+        cdn_dialects: Sequence[str] = (),
+        cache_set_cookie: bool = False,
+        generate_etags: bool = True,
+        max_body_size: int = 1024 * 1024,
+        stale_retention: float = 86_400.0,
+        heuristic_fraction: float = 0.1,
+        heuristic_max: float = 86_400.0,
+        lock_timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.cache = cache
+        self.clock = clock
+        self.options = Options(
+            prefix=key_prefix,
+            target_header=target_header,
+            strip_target_header=strip_target_header,
+            tag_header=tag_header,
+            strip_tag_header=strip_tag_header,
+            cdn_dialects=tuple(cdn_dialects),
+            cache_set_cookie=cache_set_cookie,
+            generate_etags=generate_etags,
+            max_body_size=max_body_size,
+            stale_retention=stale_retention,
+            heuristics=Heuristics(heuristic_fraction, heuristic_max),
+            lock_timeout=lock_timeout,
+        )
+        self._flights: dict[str, asyncio.Event] = {}
+        self._refreshing: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await _Responder(self, scope, receive, send).run()
+
+    async def wait_background(self) -> None:
+        """Wait for background revalidations (stale-while-revalidate) started so far."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def read(self, steps: Generator[str, Any, Any]) -> Any:
+        try:
+            key = next(steps)
+            while True:
+                key = steps.send(await self.cache.get(key))
+        except StopIteration as stop:
+            return stop.value
+
+
+def request_of(scope: Scope) -> Request:
+    headers = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope["headers"]]
+    host = next((value for name, value in headers if name == "host"), None)
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    return Request(scope["method"].upper(), host, path, query, headers)
+
+
+class _Responder:
+    """State of one request: the lookup, the forwarded request, and what its `send` does."""
+
+    def __init__(self, middleware: CacheMiddleware, scope: Scope, receive: Receive, send: Send) -> None:
+        self.mw = middleware
+        self.options = middleware.options
+        self.scope = scope
+        self.receive = receive
+        self._send = send
+        self.started = False
+        self.request = request_of(scope)
+
+    async def send(self, message: Message) -> None:
+        self.started = True
+        await self._send(message)
+
+    async def run(self) -> None:
+        if self.request.method not in LOOKUP_METHODS:
+            await self.forward(None, None)
+            return
+        found: Found = await self.mw.read(lookup(self.request, self.options))
+        if await self.answer_from(found):
+            return
+        flight = self.mw._flights.get(found.url) if self.request.method == "GET" else None
+        if flight is not None:  # another request is fetching this URL: wait for its stored copy
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(flight.wait(), self.options.lock_timeout)
+            found = await self.mw.read(lookup(self.request, self.options))
+            if await self.answer_from(found):
+                return
+        elif self.request.method == "GET":
+            event = self.mw._flights[found.url] = asyncio.Event()
+            try:
+                await self.forward(found, decide(self.request, found.entry, self.mw.clock(), self.options))
+            finally:
+                del self.mw._flights[found.url]
+                event.set()
+            return
+        await self.forward(found, decide(self.request, found.entry, self.mw.clock(), self.options))
+
+    async def answer_from(self, found: Found) -> bool:
+        """Serve from storage when the decision allows it; False when the app must be asked."""
+        decision = decide(self.request, found.entry, self.mw.clock(), self.options)
+        if decision.use is Use.GATEWAY_TIMEOUT:
+            await self.respond(gateway_timeout())
+            return True
+        if found.entry is None or decision.use is Use.VALIDATE:
+            return False
+        x_cache = "HIT" if decision.use is Use.FRESH else "STALE"
+        await self.respond(entry_response(self.request, found.entry, self.mw.clock(), x_cache, self.options))
+        if decision.use is Use.STALE_REVALIDATE:
+            self.refresh_in_background(found)
+        return True
+
+    def refresh_in_background(self, found: Found) -> None:
+        key = f"{found.url}:{sorted(found.entry.vary.items()) if found.entry else ''}"
+        if key in self.mw._refreshing:
+            return
+        self.mw._refreshing.add(key)
+
+        async def discard(message: Message) -> None:
+            return None
+
+        async def no_body() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def refresh() -> None:
+            try:
+                responder = _Responder(self.mw, self.scope, no_body, discard)
+                await responder.forward(found, Decision(Use.VALIDATE))
+            finally:
+                self.mw._refreshing.discard(key)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self.mw._background.add(task)
+        task.add_done_callback(self.mw._background.discard)
+
+    async def respond(self, response: Response) -> None:
+        status, headers, body = response
+        await self.send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def forward(self, found: Found | None, decision: Decision | None) -> None:
+        """Ask the app (conditionally when revalidating), then serve, store or stream its answer."""
+        request, options, mw = self.request, self.options, self.mw
+        scope = self.scope
+        if found is not None:
+            scope = dict(scope, headers=_encode(validating_headers(request.headers, found.entry)))
+        request_time = mw.clock()
+        state: dict[str, Any] = {"outcome": None}
+        buffer = BodyBuffer(options.max_body_size)
+        start: dict[str, Any] = {}
+
+        async def send(message: Message) -> None:
+            outcome: Outcome | None = state["outcome"]
+            if message["type"] == "http.response.start":
+                status, headers = message["status"], _decode(message.get("headers", []))
+                start.update(
+                    status=status, headers=headers, time=mw.clock(), request_time=request_time, message=message
+                )
+                outcome = state["outcome"] = on_response(
+                    request, found, decision, status, headers, (request_time, start["time"]), options
+                )
+                if found is None:
+                    urls = invalidated_urls(request, status, headers)
+                    if urls:
+                        for key in await mw.read(invalidation(urls, options)):
+                            await mw.cache.delete(key)
+                if outcome.next is Next.PASS:
+                    await self.send_start(status if not outcome.not_modified else 304, outcome.headers, message)
+                return
+            if outcome is None or message["type"] != "http.response.body":
+                await self.send(message)
+                return
+            if outcome.next is Next.SERVE_ENTRY:
+                return
+            if outcome.next is Next.PASS:
+                if not outcome.not_modified:
+                    await self.send(message)
+                elif not message.get("more_body", False):
+                    await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            more = message.get("more_body", False)
+            if buffer.overflowed:
+                await self.send(message)
+            elif not buffer.add(message.get("body", b"")):
+                await self.flush(start, buffer, more)
+            elif not more:
+                await self.store_and_serve(found, start, buffer.take())
+
+        try:
+            await mw.app(scope, self.receive, send)
+        except Exception:
+            if (
+                found is not None
+                and found.entry is not None
+                and decision is not None
+                and decision.stale_if_error
+                and not self.started
+            ):
+                await self.respond(entry_response(request, found.entry, mw.clock(), "STALE", options))
+                return
+            raise
+        outcome = state["outcome"]
+        if outcome is not None and outcome.next is Next.SERVE_ENTRY and outcome.entry is not None:
+            if outcome.store and found is not None:
+                await mw.cache.mset(store_items(found, outcome.entry, mw.clock(), options))
+            await self.respond(entry_response(request, outcome.entry, mw.clock(), outcome.x_cache, options))
+
+    async def send_start(self, status: int, headers: Headers, original: Message) -> None:
+        await self.send({**original, "status": status, "headers": _encode(headers)})
+
+    async def flush(self, start: dict[str, Any], buffer: BodyBuffer, more: bool) -> None:
+        """The body outgrew max_body_size: send what was buffered and stream the rest unstored."""
+        headers = client_headers(start["headers"], self.options, x_cache="MISS")
+        await self.send_start(start["status"], headers, start["message"])
+        await self.send({"type": "http.response.body", "body": buffer.take(), "more_body": more})
+
+    async def store_and_serve(self, found: Found | None, start: dict[str, Any], body: bytes) -> None:
+        assert found is not None  # BUFFER is only chosen for looked-up requests
+        times = (start["request_time"], start["time"])
+        entry = complete(self.request, found, start["status"], start["headers"], body, times, self.options)
+        await self.mw.cache.mset(store_items(found, entry, self.mw.clock(), self.options))
+        await self.respond(entry_response(self.request, entry, self.mw.clock(), "MISS", self.options))
+
+
+def _decode(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
+    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in headers]
+
+
+def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+def purge_endpoint(cache: CacheManager, *, token: str) -> ASGIApp:
+    """An ASGI app purging tags: `POST {"tags": [...]}` with `Authorization: Bearer <token>`.
+
+    Answers 200 `{"purged": n, "tags": [...]}`, 401 without a token, 403 with
+    a wrong one (constant-time comparison), 405 for other methods, 400 for a
+    bad body. Mount it on a path only your deploy tooling reaches.
+    """
+    if not token:
+        raise ValueError("purge_endpoint needs a non-empty token")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        status, payload, tags = check_purge(scope["method"].upper(), _decode(scope["headers"]), body, token)
+        if tags:
+            try:
+                payload = {"purged": await cache.invalidate_by_tags(tags), "tags": tags}
+            except InvalidTagError as exc:
+                status, payload = 400, {"error": str(exc)}
+        data = orjson.dumps(payload)
+        headers = [("content-type", "application/json"), ("content-length", str(len(data)))]
+        await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+
+    return app

@@ -1,0 +1,82 @@
+"""Conditional requests (RFC 9110 13) evaluated by the cache, and the validators it sends upstream."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from cachetier.integrations.http_cache.headers import Headers, combined, get_first, parse_http_date, without
+from cachetier.integrations.http_cache.storage import StoredResponse
+
+_ENTITY_TAG: Final = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
+
+CONDITIONAL_FIELDS: Final = ("if-none-match", "if-modified-since")
+"""Client validators the cache answers itself; they are not forwarded when filling the cache."""
+
+NOT_MODIFIED_FIELDS: Final = ("cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified")
+"""RFC 9110 15.4.5: the fields a 304 carries when the 200 would have had them (plus Last-Modified)."""
+
+
+def entity_tags(value: str) -> list[str]:
+    """The opaque tags of an If-None-Match list, weakness dropped (weak comparison); malformed items skipped."""
+    tags: list[str] = []
+    i = 0
+    while i < len(value):
+        match = _ENTITY_TAG.match(value, i)
+        if match is None:
+            comma = value.find(",", i)
+            if comma < 0:
+                break
+            i = comma + 1
+            continue
+        tags.append(match.group(2))
+        i = match.end()
+    return tags
+
+
+def weak_match(etag: str, candidates: list[str]) -> bool:
+    """RFC 9110 8.8.3.2 weak comparison: opaque tags equal, either may be weak."""
+    opaque = etag.strip().removeprefix("W/")
+    return opaque in candidates
+
+
+def not_modified(method: str, request_headers: Headers, status: int, headers: Headers, received: float) -> bool:
+    """Whether the request's If-None-Match / If-Modified-Since make a 304 the right answer.
+
+    If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2); a stored
+    response without Last-Modified is dated by `Date`, else by its receipt
+    (RFC 9111 4.3.2). Only a 200 to GET/HEAD is ever turned into a 304.
+    """
+    if method not in ("GET", "HEAD") or status != 200:
+        return False
+    if_none_match = combined(request_headers, "if-none-match")
+    if if_none_match is not None:
+        if if_none_match.strip() == "*":
+            return True
+        etag = get_first(headers, "etag")
+        return etag is not None and weak_match(etag, entity_tags(if_none_match))
+    since = parse_http_date(get_first(request_headers, "if-modified-since"))
+    if since is None:
+        return False
+    modified = parse_http_date(get_first(headers, "last-modified"))
+    if modified is None:
+        modified = parse_http_date(get_first(headers, "date"))
+    return (received if modified is None else modified) <= since
+
+
+def validating_headers(request_headers: Headers, entry: StoredResponse | None) -> Headers:
+    """Request headers for the origin: the client's own validators replaced by the stored entry's."""
+    headers = without(request_headers, CONDITIONAL_FIELDS)
+    if entry is None:
+        return headers
+    etag = get_first(entry.headers, "etag")
+    if etag is not None:
+        headers.append(("if-none-match", etag))
+    last_modified = get_first(entry.headers, "last-modified")
+    if last_modified is not None:
+        headers.append(("if-modified-since", last_modified))
+    return headers
+
+
+def has_validator(headers: Headers) -> bool:
+    return get_first(headers, "etag") is not None or get_first(headers, "last-modified") is not None

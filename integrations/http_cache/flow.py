@@ -1,0 +1,169 @@
+"""The request flow shared by the ASGI and WSGI drivers, as steps they execute.
+
+Reads are generators that yield cache keys and receive the stored values, so
+one implementation serves an `await cache.get(...)` driver and a blocking
+`SyncCache.get(...)` driver alike. Everything else returns plain values
+saying what to send and what to write.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetier import EntryOptions, MSetItem
+from cachetier.integrations.http_cache.conditional import not_modified
+from cachetier.integrations.http_cache.headers import Headers, format_http_date, get_first
+from cachetier.integrations.http_cache.policy import Decision, Options, Request, storable, storage_ttl
+from cachetier.integrations.http_cache.responses import client_headers, freshen, new_entry
+from cachetier.integrations.http_cache.storage import (
+    StoredResponse,
+    Variant,
+    index_key,
+    index_with,
+    parse_index,
+    select,
+    url_hash,
+    variant_key,
+)
+
+Reads = Generator[str, Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The result of a lookup: the URL's hash, its variants, and the entry the request selects."""
+
+    url: str
+    variants: list[Variant]
+    entry: StoredResponse | None
+
+
+def lookup(request: Request, options: Options) -> Generator[str, Any, Found]:
+    """Read the URL's variant index, then the variant the request selects (RFC 9111 4.1)."""
+    url = url_hash(request.host, request.path, request.query)
+    variants = parse_index((yield index_key(options.prefix, url)))
+    chosen = select(variants, request.headers)
+    entry = None if chosen is None else StoredResponse.from_dict((yield chosen.key))
+    return Found(url, variants, entry)
+
+
+def invalidation(urls: list[tuple[str, str, str]], options: Options) -> Generator[str, Any, list[str]]:
+    """Read each URL's index; return every key to delete (the indexes and all their variants)."""
+    keys: list[str] = []
+    for host, path, query in urls:
+        url = url_hash(host, path, query)
+        key = index_key(options.prefix, url)
+        keys.append(key)
+        keys.extend(variant.key for variant in parse_index((yield key)))
+    return keys
+
+
+def run_reads(steps: Generator[str, Any, Any], get: Callable[[str], Any]) -> Any:
+    """Drive read steps with a blocking `get` (the async drivers inline the same loop with await)."""
+    try:
+        key = next(steps)
+        while True:
+            key = steps.send(get(key))
+    except StopIteration as stop:
+        return stop.value
+
+
+def store_items(found: Found, entry: StoredResponse, now: float, options: Options) -> list[MSetItem]:
+    """The variant and the updated index to write; empty when the entry should not be kept."""
+    ttl = storage_ttl(entry, now, options)
+    if ttl <= 0:
+        return []
+    key = variant_key(options.prefix, found.url, entry.vary)
+    index, index_ttl = index_with(found.variants, Variant(key, entry.vary, ttl), options.max_variants)
+    variant_options: EntryOptions = {"ttl": ttl, "tags": list(entry.tags)}
+    return [(key, entry.to_dict(), variant_options), (index_key(options.prefix, found.url), index, {"ttl": index_ttl})]
+
+
+class Next(enum.Enum):
+    """What a driver does with the origin's response."""
+
+    SERVE_ENTRY = "serve-entry"  # discard the origin's body; serve `Outcome.entry`
+    BUFFER = "buffer"  # buffer the body up to max_body_size, then `complete()`
+    PASS = "pass"  # stream it through with `Outcome.headers` (or a bare 304 when `not_modified`)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    next: Next
+    x_cache: str = "MISS"
+    entry: StoredResponse | None = None
+    store: bool = False
+    headers: Headers = field(default_factory=list)
+    not_modified: bool = False
+
+
+def on_response(
+    request: Request,
+    found: Found | None,
+    decision: Decision | None,
+    status: int,
+    headers: Headers,
+    times: tuple[float, float],
+    options: Options,
+) -> Outcome:
+    """Classify the origin's answer to a (possibly conditional) forwarded request.
+
+    A 304 to our validators freshens the stored entry (RFC 9111 4.3.3/4.3.4); a
+    5xx may be replaced by the stale entry under stale-if-error (RFC 5861 4);
+    a storable response is buffered; anything else streams through, answered
+    with a 304 when the client's own validators match it.
+    """
+    entry = found.entry if found is not None else None
+    request_time, response_time = times
+    if entry is not None and status == 304:
+        fresh = freshen(entry, headers, request_time, response_time, options)
+        return Outcome(Next.SERVE_ENTRY, "REVALIDATED", fresh, store=True)
+    if entry is not None and decision is not None and decision.stale_if_error and status >= 500:
+        return Outcome(Next.SERVE_ENTRY, "STALE", entry)
+    if found is not None and storable(request, status, headers, response_time, options):
+        return Outcome(Next.BUFFER)
+    sent = list(headers)
+    if found is not None and get_first(sent, "date") is None:
+        sent.append(("date", format_http_date(response_time)))
+    x_cache = "MISS" if found is not None else "BYPASS"
+    matched = found is not None and not_modified(request.method, request.headers, status, sent, response_time)
+    return Outcome(Next.PASS, x_cache, headers=client_headers(sent, options, x_cache=x_cache), not_modified=matched)
+
+
+def complete(
+    request: Request,
+    found: Found,
+    status: int,
+    headers: Headers,
+    body: bytes,
+    times: tuple[float, float],
+    options: Options,
+) -> StoredResponse:
+    """The entry for a fully buffered storable response."""
+    return new_entry(request, status, headers, body, times[0], times[1], options)
+
+
+class BodyBuffer:
+    """Collects a response body until it exceeds `limit` bytes, after which it only reports that it did."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.overflowed = False
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep `chunk`; False once the total passed the limit (the caller then flushes and streams)."""
+        if chunk:
+            self.chunks.append(chunk)
+            self.size += len(chunk)
+        self.overflowed = self.size > self.limit
+        return not self.overflowed
+
+    def take(self) -> bytes:
+        body = b"".join(self.chunks)
+        self.chunks.clear()
+        return body

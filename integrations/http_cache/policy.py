@@ -1,0 +1,234 @@
+"""Decisions of a shared cache (RFC 9111): may this response be stored, may that one be served?
+
+Every function here is pure; the ASGI and WSGI drivers only move bytes and
+call the cache according to what these return.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urljoin, urlsplit
+
+from cachetier.integrations.http_cache.conditional import has_validator
+from cachetier.integrations.http_cache.directives import Directives, delta_seconds, parse_cache_control, parse_targeted
+from cachetier.integrations.http_cache.freshness import Heuristics, current_age, freshness_lifetime
+from cachetier.integrations.http_cache.headers import Headers, get_all, get_first
+from cachetier.integrations.http_cache.storage import StoredResponse, vary_names
+
+UNDERSTOOD_STATUS: Final = frozenset(
+    {200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 307, 308}
+    | {400, 401, 403, 404, 405, 406, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426, 429, 451}
+    | {500, 501, 502, 503, 504, 505}
+)
+"""Final status codes whose semantics this cache knows; 206 (no partial storage) and 304 are not stored."""
+
+STORABLE_METHODS: Final = ("GET",)
+LOOKUP_METHODS: Final = ("GET", "HEAD")
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Middleware settings shared by the ASGI and WSGI drivers (see `CacheMiddleware` for each)."""
+
+    prefix: str = "http"
+    target_header: str = "cachetier-cache-control"
+    strip_target_header: bool = True
+    tag_header: str = "cache-tag"
+    strip_tag_header: bool = True
+    cdn_dialects: tuple[str, ...] = ()
+    cache_set_cookie: bool = False
+    generate_etags: bool = True
+    max_body_size: int = 1024 * 1024
+    stale_retention: float = 86_400.0
+    max_ttl: float = 365 * 86_400.0
+    heuristics: Heuristics = field(default_factory=Heuristics)
+    max_variants: int = 16
+    lock_timeout: float = 30.0
+
+    @property
+    def tag_headers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.tag_header.lower(), "cache-tag", "surrogate-key", "xkey")))
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """RFC 9213 target list, most specific first."""
+        return (self.target_header.lower(), "cdn-cache-control")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    host: str
+    path: str
+    query: str
+    headers: Headers
+
+    @property
+    def directives(self) -> Directives:
+        """Request Cache-Control; `Pragma: no-cache` counts only without it (RFC 9111 5.4)."""
+        values = get_all(self.headers, "cache-control")
+        if values:
+            return parse_cache_control(values)
+        pragma = ",".join(get_all(self.headers, "pragma")).lower()
+        return {"no-cache": None} if "no-cache" in pragma else {}
+
+    @property
+    def authorized(self) -> bool:
+        return get_first(self.headers, "authorization") is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsePolicy:
+    """The directives that govern a response, and whether they came from a targeted field."""
+
+    directives: Directives
+    targeted: bool
+
+    def has(self, name: str) -> bool:
+        return name in self.directives
+
+    def unqualified(self, name: str) -> bool:
+        return name in self.directives and not self.directives[name]
+
+    def seconds(self, name: str) -> int | None:
+        return delta_seconds(self.directives.get(name))
+
+
+def response_policy(headers: Headers, options: Options) -> ResponsePolicy:
+    """RFC 9213: the first target field with a valid, non-empty value replaces Cache-Control and Expires."""
+    for name in options.targets:
+        values = get_all(headers, name)
+        if values:
+            parsed = parse_targeted(", ".join(values))
+            if parsed:
+                return ResponsePolicy(parsed, targeted=True)
+    return ResponsePolicy(parse_cache_control(get_all(headers, "cache-control")), targeted=False)
+
+
+def lifetime_of(entry: StoredResponse, policy: ResponsePolicy, options: Options) -> float | None:
+    return freshness_lifetime(
+        entry.status,
+        policy.directives,
+        entry.headers,
+        entry.response_time,
+        options.heuristics,
+        targeted=policy.targeted,
+    )
+
+
+def authorization_allows(policy: ResponsePolicy) -> bool:
+    """RFC 9111 3.5: a shared cache may reuse a response to an authorized request only with these."""
+    return policy.has("public") or policy.has("s-maxage") or policy.has("must-revalidate")
+
+
+def storable(request: Request, status: int, headers: Headers, received: float, options: Options) -> bool:
+    """RFC 9111 3 for a shared cache, plus: Set-Cookie is not stored (unless allowed), nor `Vary: *`,
+    nor a response with neither freshness nor a validator (it could never be reused)."""
+    if request.method not in STORABLE_METHODS or status not in UNDERSTOOD_STATUS:
+        return False
+    policy = response_policy(headers, options)
+    if "no-store" in request.directives:
+        return False
+    if policy.has("no-store") and not policy.has("must-understand"):
+        return False
+    if policy.unqualified("private") or (request.authorized and not authorization_allows(policy)):
+        return False
+    if get_first(headers, "set-cookie") is not None and not options.cache_set_cookie:
+        return False
+    if vary_names(headers) is None:
+        return False
+    lifetime = freshness_lifetime(
+        status, policy.directives, headers, received, options.heuristics, targeted=policy.targeted
+    )
+    extra = max(policy.seconds("stale-if-error") or 0, policy.seconds("stale-while-revalidate") or 0)
+    return bool(lifetime) or bool(extra) or has_validator(headers)
+
+
+def storage_ttl(entry: StoredResponse, now: float, options: Options) -> float:
+    """Seconds to keep an entry in the cache: its remaining freshness, the stale windows it allows,
+    and `stale_retention` when it carries a validator (so it can still be revalidated); 0 = don't keep."""
+    policy = response_policy(entry.headers, options)
+    remaining = max(0.0, (lifetime_of(entry, policy, options) or 0.0) - current_age(entry, now))
+    extra = max(policy.seconds("stale-if-error") or 0, policy.seconds("stale-while-revalidate") or 0)
+    retention = options.stale_retention if has_validator(entry.headers) else 0.0
+    return min(options.max_ttl, remaining + extra + retention)
+
+
+class Use(enum.Enum):
+    """What to do with a stored entry for a request."""
+
+    FRESH = "fresh"  # serve it
+    STALE = "stale"  # serve it stale (client allowed via max-stale)
+    STALE_REVALIDATE = "stale-while-revalidate"  # serve it stale, revalidate in the background
+    VALIDATE = "validate"  # ask the origin (conditionally when there is an entry)
+    GATEWAY_TIMEOUT = "only-if-cached"  # 504: nothing usable and the client won't wait for the origin
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    use: Use
+    age: float = 0.0
+    stale_if_error: bool = False  # whether the entry may stand in if the origin fails
+
+
+def decide(request: Request, entry: StoredResponse | None, now: float, options: Options) -> Decision:
+    """RFC 9111 4.2 / 4.2.4 / 5.2.1 and RFC 5861 for one request against one selected entry."""
+    asked = request.directives
+    if entry is None or (request.authorized and not authorization_allows(response_policy(entry.headers, options))):
+        return Decision(Use.GATEWAY_TIMEOUT if "only-if-cached" in asked else Use.VALIDATE)
+    policy = response_policy(entry.headers, options)
+    lifetime = lifetime_of(entry, policy, options) or 0.0
+    age = current_age(entry, now)
+    must_validate = policy.unqualified("no-cache") or "no-cache" in asked
+    max_age = delta_seconds(asked.get("max-age"))
+    if max_age is not None and (max_age == 0 or age > max_age):
+        must_validate = True
+    fresh = lifetime > age
+    min_fresh = delta_seconds(asked.get("min-fresh"))
+    if min_fresh is not None and lifetime - age < min_fresh:
+        fresh = False
+    if fresh and not must_validate:
+        return Decision(Use.FRESH, age)
+    staleness = max(0.0, age - lifetime)
+    # must-revalidate / proxy-revalidate forbid any stale use; s-maxage implies proxy-revalidate
+    # (RFC 9111 5.2.2.10) for max-stale, but an explicit stale-* extension from the origin still applies.
+    revalidate_only = policy.has("must-revalidate") or policy.has("proxy-revalidate") or policy.unqualified("no-cache")
+    windows = [
+        s for s in (policy.seconds("stale-if-error"), delta_seconds(asked.get("stale-if-error"))) if s is not None
+    ]
+    stale_if_error = not revalidate_only and bool(windows) and staleness <= max(windows)
+    if not must_validate and not revalidate_only:
+        if "max-stale" in asked and not policy.has("s-maxage"):
+            allowed = asked["max-stale"]
+            limit = delta_seconds(allowed)
+            if not allowed or (limit is not None and staleness <= limit):
+                return Decision(Use.STALE, age)
+        swr = policy.seconds("stale-while-revalidate")
+        if swr is not None and staleness <= swr:
+            return Decision(Use.STALE_REVALIDATE, age)
+    if "only-if-cached" in asked:
+        return Decision(Use.GATEWAY_TIMEOUT, age)
+    return Decision(Use.VALIDATE, age, stale_if_error)
+
+
+def invalidated_urls(request: Request, status: int, headers: Headers) -> list[tuple[str, str, str]]:
+    """(host, path, query) whose entries an unsafe request invalidates (RFC 9111 4.4).
+
+    Only after a non-error response; `Location` and `Content-Location` count
+    only when they point at the same host.
+    """
+    if request.method in SAFE_METHODS or not 200 <= status < 400:
+        return []
+    urls = [(request.host, request.path, request.query)]
+    base = f"http://{request.host}{request.path}"
+    for name in ("location", "content-location"):
+        value = get_first(headers, name)
+        if not value:
+            continue
+        target = urlsplit(urljoin(base, value.strip()))
+        if target.netloc.lower() == request.host.lower() and target.path:
+            urls.append((request.host, target.path, target.query))
+    return list(dict.fromkeys(urls))

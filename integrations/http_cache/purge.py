@@ -1,0 +1,37 @@
+"""The protected tag-purge endpoint's request handling, shared by its ASGI and WSGI forms."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+
+from cachetier.integrations.http_cache.headers import Headers, get_first
+
+PurgeAnswer = tuple[int, dict[str, Any], list[str]]
+
+
+def check_purge(method: str, headers: Headers, body: bytes, token: str) -> PurgeAnswer:
+    """(status, JSON payload, tags to purge). Tags are non-empty only with status 200.
+
+    401 without a bearer token, 403 with a wrong one (compared in constant
+    time), 405 for methods other than POST, 400 for a body that is not
+    `{"tags": [str, ...]}`.
+    """
+    if method != "POST":
+        return 405, {"error": "use POST"}, []
+    authorization = get_first(headers, "authorization") or ""
+    scheme, _, given = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return 401, {"error": "missing bearer token"}, []
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return 403, {"error": "invalid token"}, []
+    try:
+        payload = orjson.loads(body or b"null")
+    except orjson.JSONDecodeError:
+        return 400, {"error": "body must be JSON"}, []
+    tags = payload.get("tags") if isinstance(payload, dict) else None
+    if not isinstance(tags, list) or not tags or not all(isinstance(tag, str) and tag for tag in tags):
+        return 400, {"error": 'body must be {"tags": ["tag", ...]}'}, []
+    return 200, {}, list(dict.fromkeys(tags))

@@ -1,0 +1,130 @@
+"""Building stored entries from origin responses, and client responses from stored entries."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import xxhash
+
+from cachetier.integrations.cdn import parse_tag_header, render_tag_headers
+from cachetier.integrations.http_cache.conditional import NOT_MODIFIED_FIELDS, not_modified
+from cachetier.integrations.http_cache.directives import field_names
+from cachetier.integrations.http_cache.freshness import current_age
+from cachetier.integrations.http_cache.headers import (
+    Headers,
+    format_http_date,
+    get_first,
+    replace,
+    strip_hop_by_hop,
+    without,
+)
+from cachetier.integrations.http_cache.policy import Options, Request, response_policy
+from cachetier.integrations.http_cache.storage import StoredResponse, vary_names, vary_values
+
+Response = tuple[int, Headers, bytes]
+
+
+def tags_of(headers: Headers, options: Options) -> tuple[str, ...]:
+    """Tags the app put on a response (`Cache-Tag` or the configured name, `Surrogate-Key`, `xkey`)."""
+    tags: dict[str, None] = {}
+    for name, value in headers:
+        if name in options.tag_headers:
+            tags.update(dict.fromkeys(parse_tag_header(value)))
+    return tuple(tags)
+
+
+def client_headers(
+    headers: Headers, options: Options, *, x_cache: str, tags: tuple[str, ...] | None = None, age: float | None = None
+) -> Headers:
+    """Headers as the client sees them: our targeted field and tag fields stripped (per options),
+    CDN tag fields rendered for `cdn_dialects`, `Age` when served from storage, and `X-Cache`."""
+    if tags is None:
+        tags = tags_of(headers, options)
+    drop = {"x-cache"}
+    if options.strip_target_header:
+        drop.add(options.target_header.lower())
+    if options.strip_tag_header:
+        drop.update(options.tag_headers)
+    out = without(headers, drop)
+    if options.cdn_dialects and tags:
+        rendered = [(name.lower(), value) for name, value in render_tag_headers(tags, options.cdn_dialects)]
+        out = [*without(out, {name for name, _ in rendered}), *rendered]
+    if age is not None:
+        out = replace(out, "age", str(int(age)))
+    out.append(("x-cache", x_cache))
+    return out
+
+
+def new_entry(
+    request: Request,
+    status: int,
+    headers: Headers,
+    body: bytes,
+    request_time: float,
+    response_time: float,
+    options: Options,
+) -> StoredResponse:
+    """The stored copy (RFC 9111 3.1): hop-by-hop fields and fields named by a qualified `private`
+    or `no-cache` removed, tag fields kept aside as tags, `Date` added when the app sent none
+    (RFC 9110 6.6.1), and a deterministic strong ETag for a 200 without one (when enabled)."""
+    policy = response_policy(headers, options)
+    qualified = field_names(policy.directives.get("private")) + field_names(policy.directives.get("no-cache"))
+    stored = without(strip_hop_by_hop(headers), {*qualified, *options.tag_headers, "x-cache", "content-length"})
+    if get_first(stored, "date") is None:
+        stored.append(("date", format_http_date(response_time)))
+    if options.generate_etags and status == 200 and get_first(stored, "etag") is None:
+        stored.append(("etag", generated_etag(body)))
+    return StoredResponse(
+        status=status,
+        headers=stored,
+        body=body,
+        request_time=request_time,
+        response_time=response_time,
+        vary=vary_values(request.headers, vary_names(headers) or []),
+        tags=tags_of(headers, options),
+    )
+
+
+def generated_etag(body: bytes) -> str:
+    """Strong and deterministic: the same body gives the same ETag in every process, across restarts."""
+    return f'"{xxhash.xxh3_64_hexdigest(body)}"'
+
+
+def freshen(
+    entry: StoredResponse, headers: Headers, request_time: float, response_time: float, options: Options
+) -> StoredResponse:
+    """RFC 9111 4.3.4 / 3.2: fields of a 304 replace the stored ones (not Content-Length or
+    hop-by-hop); the stored age restarts from this validation."""
+    updates = without(strip_hop_by_hop(headers), {"content-length", "x-cache", *options.tag_headers})
+    names = {name for name, _ in updates}
+    if "age" not in names:
+        names.add("age")
+    if "date" not in names:
+        updates.append(("date", format_http_date(response_time)))
+        names.add("date")
+    new_tags = tags_of(headers, options)
+    return dataclasses.replace(
+        entry,
+        headers=[*without(entry.headers, names), *updates],
+        request_time=request_time,
+        response_time=response_time,
+        tags=new_tags or entry.tags,
+    )
+
+
+def entry_response(request: Request, entry: StoredResponse, now: float, x_cache: str, options: Options) -> Response:
+    """The stored response for this request: a 304 when the client's validators match, no body for HEAD."""
+    age = current_age(entry, now)
+    headers = client_headers(entry.headers, options, x_cache=x_cache, tags=entry.tags, age=age)
+    if not_modified(request.method, request.headers, entry.status, entry.headers, entry.response_time):
+        kept = {*NOT_MODIFIED_FIELDS, "age", "x-cache"}
+        return 304, [(name, value) for name, value in headers if name in kept], b""
+    headers.append(("content-length", str(len(entry.body))))
+    return entry.status, headers, b"" if request.method == "HEAD" else entry.body
+
+
+def gateway_timeout() -> Response:
+    """RFC 9111 5.2.1.7: `only-if-cached` and nothing usable stored."""
+    body = b"Gateway Timeout: not in cache (only-if-cached)"
+    headers = [("content-type", "text/plain; charset=utf-8"), ("content-length", str(len(body))), ("x-cache", "MISS")]
+    return 504, headers, body
