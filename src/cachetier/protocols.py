@@ -26,7 +26,8 @@ class L2Adapter(Protocol):
     TTLs are positive seconds (fractions allowed, adapters round up to their
     resolution). Tags are recorded atomically with the value: after
     `invalidate_tags` returns, no key written with one of those tags before
-    the call is readable. Faults are raised as `cachetier.errors.BackendError`
+    the call is readable. An adapter may over-invalidate (a spurious miss)
+    but never leave a stale read. Faults are raised as `cachetier.errors.BackendError`
     (or any exception); the manager's guard handles them.
     """
 

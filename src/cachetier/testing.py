@@ -165,6 +165,22 @@ class L2ContractSuite:
         assert await adapter.invalidate_tags([prefix + "new"]) == 1
         assert await adapter.get(prefix + "k") is None
 
+    async def test_rewritten_key_is_no_longer_removed_by_its_old_tag(self, adapter: L2Adapter, prefix: str) -> None:
+        await adapter.set(prefix + "k", b"old", 60, (prefix + "old",))
+        await adapter.set(prefix + "k", b"new", 60, (prefix + "new",))
+        await adapter.invalidate_tags([prefix + "old"])
+        assert await adapter.get(prefix + "k") == b"new"
+
+    async def test_tagged_key_with_extended_ttl_is_still_removed_by_its_tag(
+        self, adapter: L2Adapter, prefix: str
+    ) -> None:
+        await adapter.set(prefix + "k", b"v", SHORT_TTL, (prefix + "t",))
+        assert await adapter.expire(prefix + "k", 60) is True
+        await asyncio.sleep(EXPIRY_WAIT)
+        assert await adapter.get(prefix + "k") == b"v"
+        assert await adapter.invalidate_tags([prefix + "t"]) == 1
+        assert await adapter.get(prefix + "k") is None
+
     async def test_invalidate_unknown_tag_returns_zero(self, adapter: L2Adapter, prefix: str) -> None:
         assert await adapter.invalidate_tags([prefix + "nobody"]) == 0
         assert await adapter.invalidate_tags([]) == 0
