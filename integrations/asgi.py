@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Generator, MutableMapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import orjson
 
@@ -32,16 +32,16 @@ from cachetier.integrations.http_cache.flow import (
     on_response,
     store_items,
 )
-from cachetier.integrations.http_cache.freshness import Heuristics
 from cachetier.integrations.http_cache.headers import Headers
 from cachetier.integrations.http_cache.policy import (
     LOOKUP_METHODS,
     Decision,
-    Options,
     Request,
+    Settings,
     Use,
     decide,
     invalidated_urls,
+    options_from,
 )
 from cachetier.integrations.http_cache.purge import check_purge
 from cachetier.integrations.http_cache.responses import Response, client_headers, entry_response, gateway_timeout
@@ -61,18 +61,12 @@ class CacheMiddleware:
     Args:
         app: the wrapped ASGI app (the origin).
         cache: where responses are stored; tags go through its `tags=`, so
-            `cache.invalidate_by_tag(tag)` purges pages the app tagged.
-        key_prefix: prefix of the middleware's keys (in the cache's own namespace).
-        target_header: our RFC 9213 targeted field, preferred over `CDN-Cache-Control`
-            and `Cache-Control`; stripped from responses unless `strip_target_header=False`.
-        tag_header: where the app puts tags (`Surrogate-Key` and `xkey` are read too).
-        cdn_dialects: re-emit tags for downstream CDNs ("fastly", "cloudflare", "varnish").
-        cache_set_cookie: store responses carrying `Set-Cookie` (off: they are per-user).
-        generate_etags: give stored 200s without an ETag a strong hash-of-body ETag.
-        max_body_size: bodies up to this many bytes are buffered and stored; larger ones stream unstored.
-        stale_retention: extra seconds an entry with a validator is kept past freshness, for revalidation.
-        heuristic_fraction / heuristic_max: heuristic freshness for Last-Modified responses.
+            `cache.invalidate_by_tag(tag)` purges the pages the app tagged with it.
         clock: seconds since the epoch; injectable for tests.
+        **settings: see `cachetier.integrations.http_cache.policy.Settings`.
+
+    Raises:
+        ConfigError: an invalid setting (unknown CDN dialect, bad prefix, ...).
     """
 
     def __init__(
@@ -80,38 +74,13 @@ class CacheMiddleware:
         app: ASGIApp,
         *,
         cache: CacheManager,
-        key_prefix: str = "http",
-        target_header: str = "Cachetier-Cache-Control",
-        strip_target_header: bool = True,
-        tag_header: str = "Cache-Tag",
-        strip_tag_header: bool = True,
-        cdn_dialects: Sequence[str] = (),
-        cache_set_cookie: bool = False,
-        generate_etags: bool = True,
-        max_body_size: int = 1024 * 1024,
-        stale_retention: float = 86_400.0,
-        heuristic_fraction: float = 0.1,
-        heuristic_max: float = 86_400.0,
-        lock_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
+        **settings: Unpack[Settings],
     ) -> None:
         self.app = app
         self.cache = cache
         self.clock = clock
-        self.options = Options(
-            prefix=key_prefix,
-            target_header=target_header,
-            strip_target_header=strip_target_header,
-            tag_header=tag_header,
-            strip_tag_header=strip_tag_header,
-            cdn_dialects=tuple(cdn_dialects),
-            cache_set_cookie=cache_set_cookie,
-            generate_etags=generate_etags,
-            max_body_size=max_body_size,
-            stale_retention=stale_retention,
-            heuristics=Heuristics(heuristic_fraction, heuristic_max),
-            lock_timeout=lock_timeout,
-        )
+        self.options = options_from(settings)
         self._flights: dict[str, asyncio.Event] = {}
         self._refreshing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()

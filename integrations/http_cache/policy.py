@@ -7,10 +7,13 @@ call the cache according to what these return.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Final
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Final, TypedDict
 from urllib.parse import urljoin, urlsplit
 
+from cachetier import ConfigError
+from cachetier.integrations.cdn import render_tag_headers
 from cachetier.integrations.http_cache.conditional import has_validator
 from cachetier.integrations.http_cache.directives import Directives, delta_seconds, parse_cache_control, parse_targeted
 from cachetier.integrations.http_cache.freshness import Heuristics, current_age, freshness_lifetime
@@ -56,6 +59,64 @@ class Options:
     def targets(self) -> tuple[str, ...]:
         """RFC 9213 target list, most specific first."""
         return (self.target_header.lower(), "cdn-cache-control")
+
+
+class Settings(TypedDict, total=False):
+    """Keyword options of both `CacheMiddleware`s.
+
+    key_prefix: prefix of the middleware's keys (in the cache's own namespace, so tag purges reach them).
+    target_header: our RFC 9213 targeted field, preferred over `CDN-Cache-Control` and `Cache-Control`;
+        stripped from responses unless `strip_target_header=False`.
+    tag_header: where the app puts tags (`Surrogate-Key` and `xkey` are read too); stripped from
+        responses unless `strip_tag_header=False`.
+    cdn_dialects: re-emit tags for downstream CDNs ("fastly", "cloudflare", "varnish").
+    cache_set_cookie: store responses carrying `Set-Cookie` (off by default: they are per-user).
+    generate_etags: give stored 200s without an ETag a strong, deterministic hash-of-body ETag.
+    max_body_size: bodies up to this many bytes are buffered and stored; larger ones stream through unstored.
+    stale_retention: seconds an entry with a validator is kept past its freshness, so it can be revalidated.
+    max_ttl: upper bound on any entry's storage time.
+    heuristic_fraction / heuristic_max: heuristic freshness (RFC 9111 4.2.2) for Last-Modified responses.
+    max_variants: variants kept per URL (oldest dropped).
+    lock_timeout: seconds a request waits for a concurrent identical miss before asking the app itself.
+    """
+
+    key_prefix: str
+    target_header: str
+    strip_target_header: bool
+    tag_header: str
+    strip_tag_header: bool
+    cdn_dialects: Sequence[str]
+    cache_set_cookie: bool
+    generate_etags: bool
+    max_body_size: int
+    stale_retention: float
+    max_ttl: float
+    heuristic_fraction: float
+    heuristic_max: float
+    max_variants: int
+    lock_timeout: float
+
+
+def options_from(settings: Settings) -> Options:
+    """Validated `Options` from the middleware's keyword settings."""
+    values: dict[str, Any] = dict(settings)
+    if "key_prefix" in values:
+        values["prefix"] = values.pop("key_prefix")
+    if "cdn_dialects" in values:
+        values["cdn_dialects"] = tuple(values["cdn_dialects"])
+        render_tag_headers(["probe"], values["cdn_dialects"])  # raises ConfigError for unknown dialects
+    fraction = values.pop("heuristic_fraction", 0.1)
+    ceiling = values.pop("heuristic_max", 86_400.0)
+    values["heuristics"] = Heuristics(fraction, ceiling)
+    unknown = set(values) - {f.name for f in fields(Options)}
+    if unknown:
+        raise TypeError(f"unknown CacheMiddleware options: {sorted(unknown)}")
+    options = Options(**values)
+    if options.max_body_size < 0 or options.max_variants < 1 or options.lock_timeout <= 0:
+        raise ConfigError("max_body_size must be >= 0, max_variants >= 1 and lock_timeout > 0")
+    if not options.prefix or ":" in options.prefix:
+        raise ConfigError(f"key_prefix must be non-empty and without ':', got {options.prefix!r}")
+    return options
 
 
 @dataclass(frozen=True, slots=True)

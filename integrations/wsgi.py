@@ -1,0 +1,328 @@
+"""`CacheMiddleware`: the RFC 9111 shared HTTP cache in front of a WSGI app, over a `SyncCache`.
+
+The same rules as the ASGI middleware (`cachetier.integrations.http_cache`);
+this module only adapts WSGI's pull-based iterables. Lookups go through
+`SyncCache.get`, so L1 hits are answered in the request's own thread.
+stale-while-revalidate refreshes in a daemon thread started per stale hit
+(at most one per URL variant at a time; `wait_background()` joins them).
+`X-Cache` values are those of the ASGI middleware.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Unpack
+
+import orjson
+
+from cachetier import InvalidTagError
+from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS, validating_headers
+from cachetier.integrations.http_cache.flow import (
+    BodyBuffer,
+    Found,
+    Next,
+    complete,
+    invalidation,
+    lookup,
+    on_response,
+    run_reads,
+    store_items,
+)
+from cachetier.integrations.http_cache.headers import Headers, get_first
+from cachetier.integrations.http_cache.policy import (
+    LOOKUP_METHODS,
+    Decision,
+    Request,
+    Settings,
+    Use,
+    decide,
+    invalidated_urls,
+    options_from,
+)
+from cachetier.integrations.http_cache.purge import check_purge
+from cachetier.integrations.http_cache.responses import Response, client_headers, entry_response, gateway_timeout
+from cachetier.sync import SyncCache
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+__all__ = ["CacheMiddleware", "purge_endpoint"]
+
+
+class CacheMiddleware:
+    """Response cache for GET/HEAD with shared-cache semantics (RFC 9111, RFC 5861, RFC 9213).
+
+    Args:
+        app: the wrapped WSGI app (the origin).
+        cache: the blocking facade whose manager stores responses (tags via `tags=`).
+        clock: seconds since the epoch; injectable for tests.
+        **settings: see `cachetier.integrations.http_cache.policy.Settings`.
+
+    Raises:
+        ConfigError: an invalid setting.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        cache: SyncCache,
+        clock: Callable[[], float] = time.time,
+        **settings: Unpack[Settings],
+    ) -> None:
+        self.app = app
+        self.cache = cache
+        self.clock = clock
+        self.options = options_from(settings)
+        self._lock = threading.Lock()
+        self._flights: dict[str, threading.Event] = {}
+        self._refreshing: set[str] = set()
+        self._background: set[threading.Thread] = set()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        return _Responder(self, environ, start_response).run()
+
+    def wait_background(self, timeout: float = 10.0) -> None:
+        """Join the background revalidation threads started so far."""
+        with self._lock:
+            threads = list(self._background)
+        for thread in threads:
+            thread.join(timeout)
+
+    def read(self, steps: Any) -> Any:
+        return run_reads(steps, self.cache.get)
+
+
+def request_of(environ: Environ) -> Request:
+    headers: Headers = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").lower(), str(value)))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-").lower(), str(value)))
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+    path = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}" or "/"
+    return Request(environ["REQUEST_METHOD"].upper(), host, path, environ.get("QUERY_STRING", ""), headers)
+
+
+def status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
+
+
+class _Responder:
+    """State of one request: the lookup, the forwarded call, and the iterable handed back."""
+
+    def __init__(self, middleware: CacheMiddleware, environ: Environ, start_response: StartResponse) -> None:
+        self.mw = middleware
+        self.options = middleware.options
+        self.environ = environ
+        self.start_response = start_response
+        self.request = request_of(environ)
+
+    def run(self) -> Iterable[bytes]:
+        if self.request.method not in LOOKUP_METHODS:
+            return self.forward(None, None)
+        found: Found = self.mw.read(lookup(self.request, self.options))
+        answer = self.answer_from(found)
+        if answer is not None:
+            return answer
+        flight: threading.Event | None = None
+        leader = False
+        if self.request.method == "GET":
+            with self.mw._lock:
+                flight = self.mw._flights.get(found.url)
+                if flight is None:
+                    flight = self.mw._flights[found.url] = threading.Event()
+                    leader = True
+        if flight is not None and not leader:  # another thread is fetching this URL: wait for its copy
+            flight.wait(self.options.lock_timeout)
+            found = self.mw.read(lookup(self.request, self.options))
+            answer = self.answer_from(found)
+            if answer is not None:
+                return answer
+        try:
+            return self.forward(found, decide(self.request, found.entry, self.mw.clock(), self.options))
+        finally:
+            if leader and flight is not None:
+                with self.mw._lock:
+                    del self.mw._flights[found.url]
+                flight.set()
+
+    def answer_from(self, found: Found) -> Iterable[bytes] | None:
+        decision = decide(self.request, found.entry, self.mw.clock(), self.options)
+        if decision.use is Use.GATEWAY_TIMEOUT:
+            return self.respond(gateway_timeout())
+        if found.entry is None or decision.use is Use.VALIDATE:
+            return None
+        x_cache = "HIT" if decision.use is Use.FRESH else "STALE"
+        answer = self.respond(entry_response(self.request, found.entry, self.mw.clock(), x_cache, self.options))
+        if decision.use is Use.STALE_REVALIDATE:
+            self.refresh_in_background(found)
+        return answer
+
+    def refresh_in_background(self, found: Found) -> None:
+        key = f"{found.url}:{sorted(found.entry.vary.items()) if found.entry else ''}"
+        with self.mw._lock:
+            if key in self.mw._refreshing:
+                return
+            self.mw._refreshing.add(key)
+        environ = {**self.environ, "wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0"}
+
+        def discard(status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None) -> Any:
+            return lambda data: None
+
+        def refresh() -> None:
+            try:
+                body = _Responder(self.mw, environ, discard).forward(found, Decision(Use.VALIDATE))
+                try:
+                    for _ in body:
+                        pass
+                finally:
+                    _close(body)
+            finally:
+                with self.mw._lock:
+                    self.mw._refreshing.discard(key)
+                    self.mw._background.discard(thread)
+
+        thread = threading.Thread(target=refresh, name="cachetier-revalidate", daemon=True)
+        with self.mw._lock:
+            self.mw._background.add(thread)
+        thread.start()
+
+    def respond(self, response: Response) -> list[bytes]:
+        status, headers, body = response
+        self.start_response(status_line(status), headers)
+        return [body]
+
+    def forward(self, found: Found | None, decision: Decision | None) -> Iterable[bytes]:
+        """Call the app (conditionally when revalidating), then serve, store or stream its answer."""
+        request, options, mw = self.request, self.options, self.mw
+        environ = self.environ
+        if found is not None:
+            environ = {key: value for key, value in environ.items() if key not in _CONDITIONAL_KEYS}
+            sent = validating_headers(request.headers, found.entry)
+            for name in CONDITIONAL_FIELDS:
+                value = get_first(sent, name)
+                if value is not None:
+                    environ["HTTP_" + name.upper().replace("-", "_")] = value
+        captured: list[Any] = []
+        written: list[bytes] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None) -> Any:
+            captured[:] = [status, headers]
+            return written.append
+
+        def stale_if_error() -> list[bytes] | None:
+            if found is not None and found.entry is not None and decision is not None and decision.stale_if_error:
+                return self.respond(entry_response(request, found.entry, mw.clock(), "STALE", options))
+            return None
+
+        request_time = mw.clock()
+        result: Iterable[bytes] = ()
+        try:
+            result = mw.app(environ, capture)
+            iterator = iter(result)
+            early: list[bytes] = []
+            while not captured:  # start_response may be called on the first iteration
+                early.append(next(iterator))
+        except Exception:
+            _close(result)
+            fallback = stale_if_error()
+            if fallback is None:
+                raise
+            return fallback
+        status, headers = int(captured[0].split()[0]), [(k.lower(), v) for k, v in captured[1]]
+        times = (request_time, mw.clock())
+        outcome = on_response(request, found, decision, status, headers, times, options)
+        if found is None:
+            urls = invalidated_urls(request, status, headers)
+            if urls:
+                for key in mw.read(invalidation(urls, options)):
+                    mw.cache.delete(key)
+        chunks = itertools.chain(written, early, iterator)
+        if outcome.next is Next.SERVE_ENTRY and outcome.entry is not None and found is not None:
+            _close(result)
+            if outcome.store:
+                mw.cache.mset(store_items(found, outcome.entry, mw.clock(), options))
+            return self.respond(entry_response(request, outcome.entry, mw.clock(), outcome.x_cache, options))
+        if outcome.next is Next.PASS or found is None:
+            self.start_response(status_line(304 if outcome.not_modified else status), outcome.headers)
+            if outcome.not_modified:
+                _close(result)
+                return []
+            return _Body(chunks, result)
+        buffer = BodyBuffer(options.max_body_size)
+        try:
+            complete_body = all(buffer.add(chunk) for chunk in chunks)
+        except Exception:
+            _close(result)
+            fallback = stale_if_error()
+            if fallback is None:
+                raise
+            return fallback
+        if not complete_body:  # too large to store: send what we have, stream the rest unstored
+            self.start_response(status_line(status), client_headers(headers, options, x_cache="MISS"))
+            return _Body(itertools.chain([buffer.take()], chunks), result)
+        _close(result)
+        entry = complete(request, found, status, headers, buffer.take(), times, options)
+        mw.cache.mset(store_items(found, entry, mw.clock(), options))
+        return self.respond(entry_response(request, entry, mw.clock(), "MISS", options))
+
+
+_CONDITIONAL_KEYS = frozenset("HTTP_" + name.upper().replace("-", "_") for name in CONDITIONAL_FIELDS)
+
+
+def _close(result: Iterable[bytes]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+class _Body:
+    """The rest of the app's body; `close()` closes the app's iterable (PEP 3333), even if never iterated."""
+
+    def __init__(self, chunks: Iterator[bytes], result: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self._result = result
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        _close(self._result)
+
+
+def purge_endpoint(cache: SyncCache, *, token: str) -> WSGIApp:
+    """A WSGI app purging tags; the same contract as `cachetier.integrations.asgi.purge_endpoint`."""
+    if not token:
+        raise ValueError("purge_endpoint needs a non-empty token")
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        request = request_of(environ)
+        status, payload, tags = check_purge(request.method, request.headers, body, token)
+        if tags:
+            try:
+                payload = {"purged": cache.invalidate_by_tags(tags), "tags": tags}
+            except InvalidTagError as exc:
+                status, payload = 400, {"error": str(exc)}
+        data = orjson.dumps(payload)
+        start_response(status_line(status), [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    return app
