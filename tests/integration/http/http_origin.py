@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ class Origin:
     calls: int = 0
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
         self.calls += 1
         headers = {name.decode(): value.decode() for name, value in scope["headers"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
@@ -374,9 +375,9 @@ async def test_age_from_upstream_counts(client: httpx.AsyncClient, origin: Origi
 
 @pytest.mark.parametrize("scope_type", ["websocket", "lifespan"])
 async def test_non_http_scopes_pass_straight_through(cache: CacheManager, scope_type: str) -> None:
-    seen: list[dict[str, Any]] = []
+    seen: list[MutableMapping[str, Any]] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         seen.append(scope)
 
     async def receive() -> dict[str, Any]:
