@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from cachetier.integrations.http_cache.headers import Headers, combined, get_first, parse_http_date, without
 from cachetier.integrations.http_cache.storage import StoredResponse
-
-_ENTITY_TAG: Final = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
 
 CONDITIONAL_FIELDS: Final = ("if-none-match", "if-modified-since")
 """Client validators the cache answers itself; they are not forwarded when filling the cache."""
@@ -17,27 +14,36 @@ NOT_MODIFIED_FIELDS: Final = ("cache-control", "content-location", "date", "etag
 """RFC 9110 15.4.5: the fields a 304 carries when the 200 would have had them (plus Last-Modified)."""
 
 
+def opaque_tag(tag: str) -> str:
+    """The opaque part of an entity-tag for weak comparison: weakness (`W/`, leniently `w/`) dropped,
+    and quotes added to a bare token, as lenient caches do with malformed validators."""
+    text = tag.strip()
+    if text[:2] in ("W/", "w/"):
+        text = text[2:]
+    return text if '"' in text else f'"{text}"'
+
+
 def entity_tags(value: str) -> list[str]:
-    """The opaque tags of an If-None-Match list, weakness dropped (weak comparison); malformed items skipped."""
+    """The opaque tags of an If-None-Match list (weak comparison); commas inside quotes are kept."""
     tags: list[str] = []
-    i = 0
-    while i < len(value):
-        match = _ENTITY_TAG.match(value, i)
-        if match is None:
-            comma = value.find(",", i)
-            if comma < 0:
-                break
-            i = comma + 1
+    current: list[str] = []
+    quoted = False
+    for char in value + ",":
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            item = "".join(current).strip()
+            if item:
+                tags.append(opaque_tag(item))
+            current = []
             continue
-        tags.append(match.group(2))
-        i = match.end()
+        current.append(char)
     return tags
 
 
 def weak_match(etag: str, candidates: list[str]) -> bool:
     """RFC 9110 8.8.3.2 weak comparison: opaque tags equal, either may be weak."""
-    opaque = etag.strip().removeprefix("W/")
-    return opaque in candidates
+    return opaque_tag(etag) in candidates
 
 
 def not_modified(method: str, request_headers: Headers, status: int, headers: Headers, received: float) -> bool:
@@ -71,6 +77,8 @@ def validating_headers(request_headers: Headers, entry: StoredResponse | None) -
         return headers
     etag = get_first(entry.headers, "etag")
     if etag is not None:
+        if '"' not in etag:  # a bare token from a sloppy origin: send it as the entity-tag it meant
+            etag = f'"{etag.strip()}"'
         headers.append(("if-none-match", etag))
     last_modified = get_first(entry.headers, "last-modified")
     if last_modified is not None:

@@ -10,13 +10,19 @@ T0 = 1_700_000_000.0
 STORED = [("etag", '"abc"'), ("last-modified", format_http_date(T0 - 100)), ("date", format_http_date(T0))]
 
 
-def test_entity_tag_lists_parse_with_weakness_and_junk() -> None:
-    assert entity_tags('"a", W/"b" ,junk, "c"') == ['"a"', '"b"', '"c"']
+def test_entity_tag_lists_parse_with_weakness_and_bare_tokens() -> None:
+    assert entity_tags('"a", W/"b" ,bare, w/"c", "d,e"') == ['"a"', '"b"', '"bare"', '"c"', '"d,e"']
 
 
 @pytest.mark.parametrize(
     ("etag", "candidates", "expected"),
-    [('"1"', ['"1"'], True), ('W/"1"', ['"1"'], True), ('"1"', ['"2"'], False), ('W/"1"', ['"2"', '"1"'], True)],
+    [
+        ('"1"', ['"1"'], True),
+        ('W/"1"', ['"1"'], True),
+        ('"1"', ['"2"'], False),
+        ('W/"1"', ['"2"', '"1"'], True),
+        ("1", ['"1"'], True),
+    ],
 )
 def test_weak_comparison(etag: str, candidates: list[str], expected: bool) -> None:
     assert weak_match(etag, candidates) is expected
