@@ -127,6 +127,7 @@ class _Responder:
         self.receive = receive
         self._send = send
         self.started = False
+        self.release: Callable[[], None] = lambda: None
         self.request = request_of(scope)
 
     async def send(self, message: Message) -> None:
@@ -149,11 +150,19 @@ class _Responder:
                 return
         elif self.request.method == "GET":
             event = self.mw._flights[found.url] = asyncio.Event()
+
+            def release() -> None:
+                # Followers are let go as soon as the outcome is known (stored, or streaming
+                # unstored), not when a long uncacheable body has finished.
+                if self.mw._flights.get(found.url) is event:
+                    del self.mw._flights[found.url]
+                event.set()
+
+            self.release = release
             try:
                 await self.forward(found, decide(self.request, found.entry, self.mw.clock(), self.options))
             finally:
-                del self.mw._flights[found.url]
-                event.set()
+                release()
             return
         await self.forward(found, decide(self.request, found.entry, self.mw.clock(), self.options))
 
@@ -226,6 +235,7 @@ class _Responder:
                         for key in await mw.read(invalidation(urls, options)):
                             await mw.cache.delete(key)
                 if outcome.next is Next.PASS:
+                    self.release()
                     await self.send_start(status if not outcome.not_modified else 304, outcome.headers, message)
                 return
             if outcome is None or message["type"] != "http.response.body":
@@ -264,6 +274,7 @@ class _Responder:
         if outcome is not None and outcome.next is Next.SERVE_ENTRY and outcome.entry is not None:
             if outcome.store and found is not None:
                 await mw.cache.mset(store_items(found, outcome.entry, mw.clock(), options))
+            self.release()
             await self.respond(entry_response(request, outcome.entry, mw.clock(), outcome.x_cache, options))
 
     async def send_start(self, status: int, headers: Headers, original: Message) -> None:
@@ -271,6 +282,7 @@ class _Responder:
 
     async def flush(self, start: dict[str, Any], buffer: BodyBuffer, more: bool) -> None:
         """The body outgrew max_body_size: send what was buffered and stream the rest unstored."""
+        self.release()
         headers = client_headers(start["headers"], self.options, x_cache="MISS")
         await self.send_start(start["status"], headers, start["message"])
         await self.send({"type": "http.response.body", "body": buffer.take(), "more_body": more})
@@ -278,9 +290,10 @@ class _Responder:
     async def store_and_serve(self, found: Found | None, start: dict[str, Any], body: bytes) -> None:
         assert found is not None  # BUFFER is only chosen for looked-up requests
         times = (start["request_time"], start["time"])
-        entry = complete(self.request, found, start["status"], start["headers"], body, times, self.options)
+        entry, live = complete(self.request, found, start["status"], start["headers"], body, times, self.options)
         await self.mw.cache.mset(store_items(found, entry, self.mw.clock(), self.options))
-        await self.respond(entry_response(self.request, entry, self.mw.clock(), "MISS", self.options))
+        self.release()
+        await self.respond(entry_response(self.request, live, self.mw.clock(), "MISS", self.options))
 
 
 def _decode(headers: Sequence[tuple[bytes, bytes]]) -> Headers:

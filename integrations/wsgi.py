@@ -275,9 +275,9 @@ class _Responder:
             self.start_response(status_line(status), client_headers(headers, options, x_cache="MISS"))
             return _Body(itertools.chain([buffer.take()], chunks), result)
         _close(result)
-        entry = complete(request, found, status, headers, buffer.take(), times, options)
+        entry, live = complete(request, found, status, headers, buffer.take(), times, options)
         mw.cache.mset(store_items(found, entry, mw.clock(), options))
-        return self.respond(entry_response(request, entry, mw.clock(), "MISS", options))
+        return self.respond(entry_response(request, live, mw.clock(), "MISS", options))
 
 
 _CONDITIONAL_KEYS = frozenset("HTTP_" + name.upper().replace("-", "_") for name in CONDITIONAL_FIELDS)

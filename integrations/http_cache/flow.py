@@ -8,6 +8,7 @@ saying what to send and what to write.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -15,8 +16,16 @@ from typing import Any
 
 from cachetier import EntryOptions, MSetItem
 from cachetier.integrations.http_cache.conditional import not_modified
-from cachetier.integrations.http_cache.headers import Headers, format_http_date, get_first
-from cachetier.integrations.http_cache.policy import Decision, Options, Request, storable, storage_ttl
+from cachetier.integrations.http_cache.headers import HOP_BY_HOP, Headers, format_http_date, get_first
+from cachetier.integrations.http_cache.policy import (
+    Decision,
+    Options,
+    Request,
+    authorization_allows,
+    response_policy,
+    storable,
+    storage_ttl,
+)
 from cachetier.integrations.http_cache.responses import client_headers, freshen, new_entry
 from cachetier.integrations.http_cache.storage import (
     StoredResponse,
@@ -47,6 +56,8 @@ def lookup(request: Request, options: Options) -> Generator[str, Any, Found]:
     variants = parse_index((yield index_key(options.prefix, url)))
     chosen = select(variants, request.headers)
     entry = None if chosen is None else StoredResponse.from_dict((yield chosen.key))
+    if entry is not None and request.authorized and not authorization_allows(response_policy(entry.headers, options)):
+        entry = None  # not even its validators may be used for this request (RFC 9111 3.5)
     return Found(url, variants, entry)
 
 
@@ -141,9 +152,14 @@ def complete(
     body: bytes,
     times: tuple[float, float],
     options: Options,
-) -> StoredResponse:
-    """The entry for a fully buffered storable response."""
-    return new_entry(request, status, headers, body, times[0], times[1], options)
+) -> tuple[StoredResponse, StoredResponse]:
+    """The entry to store for a fully buffered storable response, and the one to answer this request
+    with: the same, plus the fields a qualified `private`/`no-cache` kept out of storage (they were
+    meant for this client)."""
+    entry = new_entry(request, status, headers, body, times[0], times[1], options)
+    kept = {name for name, _ in entry.headers} | {"content-length", "x-cache"} | HOP_BY_HOP
+    withheld = [(name, value) for name, value in headers if name not in kept and name not in options.tag_headers]
+    return entry, dataclasses.replace(entry, headers=[*entry.headers, *withheld]) if withheld else entry
 
 
 class BodyBuffer:

@@ -69,7 +69,8 @@ def new_entry(
     (RFC 9110 6.6.1), and a deterministic strong ETag for a 200 without one (when enabled)."""
     policy = response_policy(headers, options)
     qualified = field_names(policy.directives.get("private")) + field_names(policy.directives.get("no-cache"))
-    stored = without(strip_hop_by_hop(headers), {*qualified, *options.tag_headers, "x-cache", "content-length"})
+    tag_fields = options.tag_headers if options.strip_tag_header else ()
+    stored = without(strip_hop_by_hop(headers), {*qualified, *tag_fields, "x-cache", "content-length"})
     if get_first(stored, "date") is None:
         stored.append(("date", format_http_date(response_time)))
     if options.generate_etags and status == 200 and get_first(stored, "etag") is None:
@@ -95,7 +96,8 @@ def freshen(
 ) -> StoredResponse:
     """RFC 9111 4.3.4 / 3.2: fields of a 304 replace the stored ones (not Content-Length or
     hop-by-hop); the stored age restarts from this validation."""
-    updates = without(strip_hop_by_hop(headers), {"content-length", "x-cache", *options.tag_headers})
+    tag_fields = options.tag_headers if options.strip_tag_header else ()
+    updates = without(strip_hop_by_hop(headers), {"content-length", "x-cache", *tag_fields})
     names = {name for name, _ in updates}
     if "age" not in names:
         names.add("age")

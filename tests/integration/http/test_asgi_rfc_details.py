@@ -1,0 +1,130 @@
+"""Finer RFC 9111 points, through the ASGI middleware."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableMapping
+from typing import Any
+
+import httpx
+from http_origin import Clock, Origin, replying
+
+from cachetier import CacheManager
+from cachetier.integrations.asgi import CacheMiddleware
+
+
+async def test_stored_copy_omits_hop_by_hop_and_connection_listed_fields(
+    client: httpx.AsyncClient, origin: Origin
+) -> None:
+    origin.reply = replying(
+        200,
+        [("cache-control", "max-age=60"), ("connection", "a, b"), ("a", "1"), ("b", "2"), ("c", "3"), ("upgrade", "x")],
+        b"x",
+    )
+    await client.get("/page")
+    hit = await client.get("/page")
+    assert hit.headers["x-cache"] == "HIT"
+    assert hit.headers["c"] == "3"
+    for name in ("connection", "a", "b", "upgrade"):
+        assert name not in hit.headers
+
+
+async def test_qualified_no_cache_and_private_strip_the_named_fields(client: httpx.AsyncClient, origin: Origin) -> None:
+    origin.reply = replying(
+        200,
+        [("cache-control", 'max-age=60, no-cache="a", private="b"'), ("a", "1"), ("b", "2"), ("c", "3")],
+        b"x",
+    )
+    first = await client.get("/page")
+    assert first.headers["a"] == "1"  # the response it came with is passed on whole
+    hit = await client.get("/page")
+    assert hit.headers["x-cache"] == "HIT"
+    assert ("a" in hit.headers, "b" in hit.headers, hit.headers["c"]) == (False, False, "3")
+
+
+async def test_date_is_added_when_the_app_sends_none(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/page")).headers["date"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+
+
+async def test_request_no_store_may_be_served_but_is_never_stored(client: httpx.AsyncClient, origin: Origin) -> None:
+    await client.get("/a", headers={"Cache-Control": "no-store"})
+    assert (await client.get("/a")).headers["x-cache"] == "MISS"
+    assert (await client.get("/a", headers={"Cache-Control": "no-store"})).headers["x-cache"] == "HIT"
+
+
+async def test_authorized_request_never_uses_a_non_shareable_entrys_validators(
+    client: httpx.AsyncClient, origin: Origin
+) -> None:
+    origin.reply = replying(200, [("cache-control", "max-age=60"), ("etag", '"shared"')], b"anonymous")
+    await client.get("/page")
+    origin.reply = replying(200, [("cache-control", "max-age=60"), ("etag", '"mine"')], b"personal")
+    response = await client.get("/page", headers={"Authorization": "Bearer t"})
+    assert response.content == b"personal"
+    assert "if-none-match" not in origin.seen[-1][2]
+
+
+async def test_unknown_methods_invalidate_like_unsafe_ones(client: httpx.AsyncClient, origin: Origin) -> None:
+    await client.get("/page")
+    origin.reply = replying(200, [], b"ok")
+    await client.request("M-SEARCH", "/page")
+    origin.reply = replying(200, [("cache-control", "max-age=60")], b"hello")
+    assert (await client.get("/page")).headers["x-cache"] == "MISS"
+
+
+async def test_heuristic_freshness_from_last_modified(client: httpx.AsyncClient, origin: Origin, clock: Clock) -> None:
+    origin.reply = replying(200, [("last-modified", "Tue, 14 Nov 2023 21:13:20 GMT")], b"x")  # an hour before T0
+    await client.get("/page")
+    clock.advance(300)
+    assert (await client.get("/page")).headers["x-cache"] == "HIT"
+    clock.advance(400)  # past 10% of an hour: revalidated with If-Modified-Since
+    origin.reply = replying(304, [])
+    assert (await client.get("/page")).headers["x-cache"] == "REVALIDATED"
+    assert origin.seen[-1][2]["if-modified-since"] == "Tue, 14 Nov 2023 21:13:20 GMT"
+
+
+async def test_conditional_client_request_on_stale_entry_gets_304_after_validation(
+    client: httpx.AsyncClient, origin: Origin, clock: Clock
+) -> None:
+    origin.reply = replying(200, [("cache-control", "max-age=1"), ("etag", '"v1"')], b"x")
+    await client.get("/page")
+    clock.advance(10)
+    origin.reply = replying(304, [("etag", '"v1"'), ("cache-control", "max-age=60")])
+    response = await client.get("/page", headers={"If-None-Match": '"v1"'})
+    assert response.status_code == 304
+    assert response.headers["x-cache"] == "REVALIDATED"
+
+
+async def test_followers_are_released_once_the_leaders_response_streams_unstored(cache: CacheManager) -> None:
+    gate = asyncio.Event()
+    calls = 0
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        nonlocal calls
+        calls += 1
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        if calls == 1:
+            await gate.wait()  # the leader's body is still streaming
+        await send({"type": "http.response.body", "body": b"-end", "more_body": False})
+
+    middleware = CacheMiddleware(app, cache=cache)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(middleware), base_url="http://example.test") as client:
+        leader = asyncio.ensure_future(client.get("/page"))
+        await asyncio.sleep(0.01)
+        follower = await asyncio.wait_for(client.get("/page"), timeout=5)
+        assert follower.content == b"first-end"
+        gate.set()
+        assert (await leader).content == b"first-end"
+    assert calls == 2
+
+
+async def test_tag_header_kept_when_not_stripped_and_custom_name(
+    make_client: Any, origin: Origin, cache: CacheManager
+) -> None:
+    origin.reply = replying(200, [("cache-control", "max-age=60"), ("x-tags", "a, b")], b"x")
+    client, _ = make_client(tag_header="X-Tags", strip_tag_header=False)
+    async with client:
+        assert (await client.get("/page")).headers["x-tags"] == "a, b"
+        assert (await client.get("/page")).headers["x-tags"] == "a, b"
+        await cache.invalidate_by_tag("b")
+        assert (await client.get("/page")).headers["x-cache"] == "MISS"
