@@ -3,7 +3,8 @@
 It owns one event loop in a daemon thread and runs the async core there, so
 there is one implementation of the caching logic, not two. L1 hits are
 answered in the caller's thread (`CacheManager.get_local`) without crossing
-to the loop thread; everything else is one hop.
+to the loop thread; everything else is one hop. Loaders run in the caller's
+thread, never on the loop.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, TypeVar
 
 from cachetier.api_types import MSetItem
@@ -47,7 +48,34 @@ class SyncCache:
             return value
         if loader is None:
             return self.run(self.manager.get(key, default=default, namespace=options.get("namespace")))
-        return self.run(self.manager.get(key, _off_loop(loader), **options))
+        return self._run_with_loader(lambda bridge: self.manager.get(key, bridge, **options), loader)
+
+    def _run_with_loader(
+        self, start: Callable[[Callable[[], Awaitable[Any]]], Coroutine[Any, Any, _T]], loader: Callable[[], Any]
+    ) -> _T:
+        """Run a manager call whose loader executes here, in the calling thread.
+
+        The manager keeps deciding whether and when to load (so its
+        single-flight still applies), but the loader runs where the caller's
+        thread-locals (a Flask app context, a DB session) live, and a loader
+        that calls other cached functions cannot exhaust a worker pool.
+        """
+        wanted: Future[None] = Future()
+        result: Future[Any] = Future()
+
+        async def bridge() -> Any:
+            wanted.set_result(None)
+            return await asyncio.wrap_future(result)
+
+        outcome = asyncio.run_coroutine_threadsafe(start(bridge), self._loop)
+        pending: list[Future[Any]] = [outcome, wanted]
+        wait(pending, return_when=FIRST_COMPLETED)
+        if wanted.done():
+            try:
+                result.set_result(loader())
+            except BaseException as exc:
+                result.set_exception(exc)
+        return outcome.result()
 
     def set(self, key: str, value: Any, **options: Any) -> None:
         self.run(self.manager.set(key, value, **options))
@@ -83,7 +111,7 @@ class SyncCache:
         return self.run(self.manager.clear(**options))
 
     def refresh(self, key: str, loader: Callable[[], Any], **options: Any) -> Any:
-        return self.run(self.manager.refresh(key, _off_loop(loader), **options))
+        return self._run_with_loader(lambda bridge: self.manager.refresh(key, bridge, **options), loader)
 
     def get_stats(self) -> CacheStats:
         return self.run(self.manager.get_stats())
@@ -108,12 +136,3 @@ class SyncCache:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _off_loop(loader: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
-    """Run a blocking loader in a worker thread so it never stalls the facade's loop."""
-
-    def call() -> Awaitable[Any]:
-        return asyncio.to_thread(loader)
-
-    return call

@@ -1,0 +1,83 @@
+"""The blocking facade over the async core, as WSGI apps and sync decorators use it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from cachetier import create_for_testing
+from cachetier.sync import SyncCache
+
+
+@pytest.fixture
+def cache() -> Iterator[SyncCache]:
+    with SyncCache(create_for_testing()) as facade:
+        yield facade
+
+
+def test_set_get_delete_and_tags_work_from_a_plain_thread(cache: SyncCache) -> None:
+    cache.set("user:1", {"name": "J"}, tags=["users"])
+    assert cache.get("user:1") == {"name": "J"}
+    assert cache.invalidate_by_tag("users") == 1
+    assert cache.get("user:1") is None
+    assert cache.increment("n", 2) == 2
+    assert cache.mget(["n", "absent"]) == {"n": 2}
+
+
+def test_loader_runs_in_the_calling_thread(cache: SyncCache) -> None:
+    seen: list[threading.Thread] = []
+
+    def loader() -> str:
+        seen.append(threading.current_thread())
+        return "v"
+
+    assert cache.get("k", loader) == "v"
+    assert seen == [threading.current_thread()]
+
+
+def test_recursive_cached_loaders_do_not_deadlock(cache: SyncCache) -> None:
+    def fib(n: int) -> int:
+        if n < 2:
+            return n
+        return cache.get(f"fib:{n}", lambda: fib(n - 1) + fib(n - 2))  # type: ignore[no-any-return]
+
+    assert fib(40) == 102334155
+
+
+def test_concurrent_threads_share_one_loader_call(cache: SyncCache) -> None:
+    calls = 0
+
+    def slow() -> str:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.1)
+        return "once"
+
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get("hot", slow))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["once"] * 8
+    assert calls == 1
+
+
+def test_loader_error_reaches_the_caller_and_nothing_is_stored(cache: SyncCache) -> None:
+    def broken() -> str:
+        raise LookupError("no such user")
+
+    with pytest.raises(LookupError):
+        cache.get("k", broken)
+    assert cache.exists("k") is False
+
+
+def test_l1_hit_is_answered_without_a_loop_round_trip(cache: SyncCache) -> None:
+    cache.set("k", "v")
+    cache._loop.call_soon_threadsafe(time.sleep, 0.3)  # block the loop thread
+    started = time.perf_counter()
+    assert cache.get("k") == "v"
+    assert time.perf_counter() - started < 0.1
