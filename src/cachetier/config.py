@@ -26,7 +26,9 @@ _T = TypeVar("_T")
 class CacheConfig:
     """Settings of one `CacheManager`. Invalid values raise `ConfigError` naming the field.
 
-    TTLs and timeouts are seconds. `adapter="auto"` picks Redis when a Redis
+    `l1_enabled=False` turns the in-process tier off (every read goes to L2;
+    useful when another layer already holds values in memory, and for
+    measuring L2 on its own). TTLs and timeouts are seconds. `adapter="auto"` picks Redis when a Redis
     URL or host is set and reachable, then PostgreSQL when `database_url` is a
     postgres URL, then the embedded SQLite file (see `cachetier.selection`).
     """
@@ -35,6 +37,7 @@ class CacheConfig:
     environment: Environment = "development"
     namespace: str = "cachetier"
     default_ttl: float = 3600.0
+    l1_enabled: bool = True
     max_memory_entries: int = 10_000
     max_memory_bytes: int | None = None
     l1_max_ttl: float | None = 60.0
@@ -156,6 +159,7 @@ _ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "ENVIRONMENT": _env_field("environment", _lower),
     "CACHE_NAMESPACE": _env_field("namespace", _str),
     "CACHE_DEFAULT_TTL": _env_field("default_ttl", float),
+    "CACHE_L1_ENABLED": _env_field("l1_enabled", _parse_bool),
     "CACHE_MAX_MEMORY_ENTRIES": _env_field("max_memory_entries", int),
     "CACHE_MAX_MEMORY_BYTES": _env_field("max_memory_bytes", int),
     "CACHE_L1_MAX_TTL": _env_field("l1_max_ttl", float),

@@ -40,6 +40,7 @@ class _Entry:
 class L1Store:
     """Bounded by entry count and optionally by the encoded size of values.
 
+    `max_entries=0` makes a store that never keeps anything (L1 turned off).
     Expiry is absolute Unix time (the same clock as stored frames), checked on
     every read, so an entry is never served past it.
     """
@@ -92,6 +93,8 @@ class L1Store:
 
     def set(self, key: str, value: Any, expires_at: float, tags: tuple[str, ...] = (), size: int = 0) -> None:
         """Insert or replace; `size` is the encoded byte size, used by the byte bound."""
+        if not self.max_entries:
+            return
         entry = self._data.get(key)
         if entry is not None:
             self._untag(entry)

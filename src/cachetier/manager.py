@@ -69,7 +69,8 @@ class CacheManager:
         self._codec = codec or JsonCodec()
         self._namespace = self.config.namespace
         self._prefix = f"{self._namespace}:"
-        self._l1 = L1Store(self.config.max_memory_entries, self.config.max_memory_bytes)
+        l1_entries = self.config.max_memory_entries if self.config.l1_enabled else 0
+        self._l1 = L1Store(l1_entries, self.config.max_memory_bytes)
         self._l2 = GuardedAdapter(
             adapter,
             namespace_prefix=f"{self._namespace}:",
