@@ -27,6 +27,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[lint]")
     session.run("mypy")
+    session.run("mypy", "tests/typing")
 
 
 @nox.session

@@ -1,0 +1,41 @@
+"""Call sites mypy must accept: every adapter satisfies the L2 contract statically.
+
+Checked by `mypy tests/typing` in CI; never executed.
+"""
+
+from __future__ import annotations
+
+from cachetier import CacheConfig, CacheManager, L2Adapter, create_with_config
+from cachetier.adapters.memory import MemoryAdapter
+from cachetier.adapters.postgres import PostgresAdapter
+from cachetier.adapters.redis import RedisAdapter
+from cachetier.adapters.sqlite import SQLiteAdapter
+from cachetier.guard import GuardedAdapter
+from cachetier.selection import SelectingAdapter
+
+
+def adapters_conform() -> list[L2Adapter]:
+    return [
+        MemoryAdapter(),
+        SQLiteAdapter(":memory:"),
+        RedisAdapter.from_url("redis://127.0.0.1:6379/0"),
+        PostgresAdapter("postgresql://postgres@127.0.0.1/test"),
+        SelectingAdapter(CacheConfig()),
+    ]
+
+
+def guard_wraps_any_adapter(adapter: L2Adapter) -> GuardedAdapter:
+    return GuardedAdapter(adapter, namespace_prefix="ns:")
+
+
+async def typed_results(cache: CacheManager) -> None:
+    loaded: int = await cache.get("k", lambda: 1)
+    counted: int | None = await cache.increment("n")
+    found: dict[str, object] = await cache.mget(["a"])
+    removed: int = await cache.invalidate_by_tags(["t"])
+    refreshed: str = await cache.refresh("k", lambda: "v")
+    handle_value: float = await cache.cache_aside("k", lambda: 1.5).get()
+    del loaded, counted, found, removed, refreshed, handle_value
+
+
+manager: CacheManager = create_with_config(adapter=MemoryAdapter())
