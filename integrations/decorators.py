@@ -257,10 +257,9 @@ def cache_method(
             address the entry. Generated when None.
         namespace: first part of generated keys (default: the module name).
 
-    A sync function runs in a worker thread of its `SyncCache` (the core's
-    `asyncio.to_thread`), so cached sync functions that call one another more
-    levels deep than that thread pool has workers can deadlock. An async
-    function given a `SyncCache` uses its manager on the caller's event loop;
+    A sync function runs in the calling thread (the `SyncCache` only
+    coordinates single-flight on its loop). An async function given a
+    `SyncCache` uses its manager on the caller's event loop;
     with Redis or PostgreSQL give async code its own `CacheManager` instead,
     since their connections belong to one loop.
 
