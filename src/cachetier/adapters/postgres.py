@@ -12,7 +12,7 @@ Design decisions:
   transaction-scoped advisory lock: concurrent CREATEs otherwise collide on pg_type.
 - Expiry is lazy: every read filters `expires_at > now()`; a background task
   (started on first use) deletes expired rows in bounded batches.
-- Connections come from `_ConnectionStack`, a minimal pool created on first
+- Connections come from `ConnectionStack`, a minimal pool created on first
   use, not `asyncpg.Pool`, whose release costs a reset round trip and extra tasks.
 - SQL text is built once per table, so asyncpg's per-connection statement cache
   prepares each statement once and later calls are a single bind/execute.
@@ -25,15 +25,15 @@ Design decisions:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 import asyncpg
 
+from cachetier.adapters.pg_pool import ConnectionStack
 from cachetier.config import CacheConfig
 from cachetier.errors import (
     BackendError,
@@ -46,7 +46,6 @@ from cachetier.errors import (
 from cachetier.protocols import L2Entry
 
 logger = logging.getLogger(__name__)
-_Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
 MAX_KEY_BYTES: Final = 2048
 """Longest key or tag, in UTF-8 bytes, that fits a btree/GIN index entry with room to spare."""
@@ -111,7 +110,7 @@ class PostgresAdapter:
         self._cleanup_interval = cleanup_interval
         self._drop_on_close = drop_on_close
         self._sql = _statements(table_name, unlogged)
-        self._pool: _ConnectionStack | None = None
+        self._pool: ConnectionStack | None = None
         self._start_lock = asyncio.Lock()
         self._cleanup_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -134,14 +133,14 @@ class PostgresAdapter:
             drop_on_close=drop_on_close,
         )
 
-    async def _start(self) -> _ConnectionStack:
+    async def _start(self) -> ConnectionStack:
         """Open the first connection and create the table once, however many first calls race here."""
         async with self._start_lock:
             if self._closed:
                 raise CacheClosedError(f"PostgresAdapter for table {self._table!r} is closed")
             if self._pool is not None:
                 return self._pool
-            pool = _ConnectionStack(self._dsn, self._pool_size, self._timeout)
+            pool = ConnectionStack(self._dsn, self._pool_size, self._timeout)
             try:
                 await pool.run("execute", self._sql["create"])
             except BaseException:
@@ -273,86 +272,6 @@ class PostgresAdapter:
                 raise BackendError(f"postgres drop of table {self._table!r} failed: {exc}") from exc
             finally:
                 await pool.close()
-
-
-class _ConnectionStack:
-    """A minimal pool: idle connections on a LIFO stack, at most `size` open, opened on demand.
-
-    asyncpg's `Pool` adds ~40% to a 100 µs statement: each release runs a reset
-    query (`RESET ALL; UNLISTEN *; ...`: one more round trip) unless disabled,
-    and even then schedules extra tasks via `asyncio.shield`. Taking an idle
-    connection here never yields to the event loop; we never change session
-    state or leave a transaction open, so there is nothing to reset.
-    """
-
-    def __init__(self, dsn: str, size: int, timeout: float) -> None:
-        self._dsn = dsn
-        self._timeout = timeout
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[_Connection] = []
-        self._open: set[_Connection] = set()
-        self._closed = False
-
-    @property
-    def size(self) -> int:
-        return len(self._open)
-
-    async def run(self, method: str, sql: str, *args: Any) -> Any:
-        """`await connection.<method>(sql, *args)` on an idle (or new) connection."""
-        async with self._slots:
-            if self._closed:
-                raise CacheClosedError("PostgresAdapter is closed")
-            conn = await self._take()
-            try:
-                result = await getattr(conn, method)(sql, *args)
-            except asyncpg.PostgresError:
-                self._put_back(conn)  # the server answered, so the connection is in sync
-                raise
-            except BaseException:
-                self._discard(conn)  # lost, timed out or cancelled mid-protocol: not worth salvaging
-                raise
-            self._put_back(conn)
-            return result
-
-    async def _take(self) -> _Connection:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.is_closed():
-                return conn
-            self._discard(conn)  # the server closed it while idle (restart, idle_session_timeout)
-        return await self._connect()
-
-    async def _connect(self) -> _Connection:
-        conn = await asyncpg.connect(
-            self._dsn,
-            timeout=self._timeout,
-            # The server cancels slow statements; the client timer (a little later) catches a dead link.
-            command_timeout=self._timeout + 1.0,
-            server_settings={"statement_timeout": str(max(1, round(self._timeout * 1000)))},
-        )
-        self._open.add(conn)
-        return conn
-
-    def _put_back(self, conn: _Connection) -> None:
-        if self._closed or conn.is_closed():
-            self._discard(conn)
-        else:
-            self._idle.append(conn)
-
-    def _discard(self, conn: _Connection) -> None:
-        self._open.discard(conn)
-        conn.terminate()
-
-    async def close(self) -> None:
-        """Close idle connections gracefully and cut busy ones (their callers get a BackendError)."""
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            self._open.discard(conn)
-            with contextlib.suppress(Exception):  # a failed graceful close has already aborted the socket
-                await conn.close(timeout=self._timeout)
-        for conn in list(self._open):
-            self._discard(conn)
 
 
 def _check_identifier(table_name: str) -> None:
