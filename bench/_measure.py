@@ -1,0 +1,176 @@
+"""Timing, CPU pinning and markdown tables shared by the benchmark scenarios.
+
+Latencies are per operation. Where one operation is far shorter than a
+`perf_counter` call (L1 hits), each sample is the mean of a batch of calls.
+Contenders of one scenario run in interleaved rounds, so drift in machine load
+hits them alike; ratios are only ever taken within one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Op = Callable[[int], Awaitable[Any]]
+
+CLIENT_CPU = 0
+SERVER_CPU = 1
+
+
+@dataclass
+class Row:
+    """One contender in one scenario. `median`/`p99` are seconds per op."""
+
+    scenario: str
+    contender: str
+    median: float
+    p99: float
+    ops_per_s: float
+    note: str = ""
+
+
+@dataclass
+class Table:
+    """One tier's rows; the first row of each scenario is its baseline."""
+
+    title: str
+    preamble: str = ""
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def baseline(self, scenario: str) -> Row:
+        return next(row for row in self.rows if row.scenario == scenario)
+
+    def find(self, scenario: str, contender: str) -> Row | None:
+        return next((r for r in self.rows if r.scenario == scenario and r.contender.startswith(contender)), None)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        if self.preamble:
+            lines += [self.preamble, ""]
+        lines += [
+            "| scenario | contender | median µs/op | p99 µs/op | ops/s | median ratio to baseline | note |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for row in self.rows:
+            base = self.baseline(row.scenario)
+            ratio = "baseline" if row is base else f"{row.median / base.median:.2f}x"
+            lines.append(
+                f"| {row.scenario} | {row.contender} | {_us(row.median)} | {_us(row.p99)} | "
+                f"{row.ops_per_s:,.0f} | {ratio} | {row.note} |"
+            )
+        lines += ["", *(f"- {note}" for note in self.notes)]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _us(seconds: float) -> str:
+    micro = seconds * 1e6
+    return f"{micro:.3f}" if micro < 10 else f"{micro:,.1f}"
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+async def compare(
+    scenario: str,
+    contenders: dict[str, Op],
+    *,
+    ops: int,
+    batch: int = 1,
+    rounds: int = 5,
+    notes: dict[str, str] | None = None,
+) -> list[Row]:
+    """Run each contender `ops` times (index 0..ops-1), in `rounds` interleaved rounds."""
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    spent = dict.fromkeys(contenders, 0.0)
+    per_round = max(batch, ops // rounds // batch * batch)
+    clock = time.perf_counter
+    for op in contenders.values():  # warm-up: connections, prepared statements, caches
+        for i in range(min(per_round, 50)):
+            await op(-1 - i)  # negative indexes: keys the timed rounds never use
+    for start in range(0, per_round * rounds, per_round):
+        for name, op in contenders.items():
+            into = samples[name]
+            for first in range(start, start + per_round, batch):
+                began = clock()
+                for i in range(first, first + batch):
+                    await op(i)
+                took = clock() - began
+                into.append(took / batch)
+                spent[name] += took
+    notes = notes or {}
+    return [
+        Row(scenario, name, statistics.median(s), p99(s), len(s) * batch / spent[name], notes.get(name, ""))
+        for name, s in samples.items()
+    ]
+
+
+async def concurrent(scenario: str, name: str, op: Op, *, tasks: int, ops_per_task: int, note: str = "") -> Row:
+    """`tasks` tasks each running `op` `ops_per_task` times; throughput over the wall time."""
+    latencies: list[float] = []
+    clock = time.perf_counter
+
+    async def worker(offset: int) -> None:
+        for i in range(offset, offset + ops_per_task):
+            began = clock()
+            await op(i)
+            latencies.append(clock() - began)
+
+    await asyncio.gather(*(worker(t * 1_000_003) for t in range(tasks // 4)))  # warm the pool
+    latencies.clear()
+    began = clock()
+    await asyncio.gather(*(worker(t * ops_per_task) for t in range(tasks)))
+    wall = clock() - began
+    return Row(scenario, name, statistics.median(latencies), p99(latencies), len(latencies) / wall, note)
+
+
+async def timed_with_setup(
+    scenario: str,
+    name: str,
+    setup: Callable[[], Awaitable[Any]],
+    action: Callable[[], Awaitable[Any]],
+    reps: int,
+    note: str = "",
+) -> Row:
+    """Time `action` alone, `reps` times, each after an untimed `setup`."""
+    samples: list[float] = []
+    for _ in range(reps):
+        await setup()
+        began = time.perf_counter()
+        await action()
+        samples.append(time.perf_counter() - began)
+    return Row(scenario, name, statistics.median(samples), p99(samples), reps / sum(samples), note)
+
+
+def pin_self(cpu: int = CLIENT_CPU) -> str:
+    """Pin this process to one CPU when the machine has more than one."""
+    if len(os.sched_getaffinity(0)) < 2:
+        return "not pinned (one CPU)"
+    os.sched_setaffinity(0, {cpu})
+    return f"client pinned to CPU {cpu}"
+
+
+@contextlib.contextmanager
+def pinned(pids: list[int], cpu: int = SERVER_CPU) -> Iterator[str]:
+    """Pin server processes to `cpu` for the duration, restoring their affinity after (best effort)."""
+    saved: dict[int, set[int]] = {}
+    for pid in pids:
+        try:
+            saved[pid] = os.sched_getaffinity(pid)
+            os.sched_setaffinity(pid, {cpu})
+        except OSError:
+            continue
+    try:
+        yield f"server pids {sorted(saved)} pinned to CPU {cpu}" if saved else "servers not pinned (no permission)"
+    finally:
+        for pid, cpus in saved.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, cpus)

@@ -1,0 +1,111 @@
+"""HTTP: uvicorn (pinned to one CPU) serving `bench.http_app`, loaded by wrk (pinned to the other).
+
+Needs Debian's `wrk` on PATH (`apt-get install -y wrk`); without it, or
+without `cachetier.integrations.asgi`, the HTTP table says why it is empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench._measure import CLIENT_CPU, SERVER_CPU, Row
+
+ROOT = Path(__file__).resolve().parent.parent
+CONNECTIONS = 64
+
+
+def missing_requirement() -> str | None:
+    if shutil.which("wrk") is None:
+        return "wrk is not installed (apt-get install -y wrk)"
+    if importlib.util.find_spec("cachetier.integrations.asgi") is None:
+        return "cachetier.integrations.asgi is not available"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _taskset(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and len(os.sched_getaffinity(0)) > 1 else []
+
+
+@contextlib.contextmanager
+def serving(factory: str, run: str) -> Iterator[str]:
+    port = _free_port()
+    command = [
+        *_taskset(SERVER_CPU),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"bench.http_app:{factory}",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    env = {**os.environ, "BENCH_RUN": run, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/cached/item", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _wrk(url: str, seconds: float) -> tuple[float, float, float, str]:
+    """(req/s, median s, p99 s, note) from one wrk run."""
+    out = subprocess.run(
+        [*_taskset(CLIENT_CPU), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(label: str) -> float:
+        value, unit = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", out)
+    return rate, percentile("50"), percentile("99"), errors.group(0) if errors else ""
+
+
+def rows(run: str, seconds: float) -> list[Row]:
+    out: list[Row] = []
+    with serving("cachetier_app", run) as base:
+        for path, label in [
+            ("/const", "bare constant route"),
+            ("/uncached", "uncached route (5 ms handler)"),
+            ("/cached/item", "cachetier CacheMiddleware (Redis, L1 on)"),
+        ]:
+            rate, median, p99, note = _wrk(base + path, seconds)
+            out.append(Row("GET, 64 connections", label, median, p99, rate, note))
+    with serving("fastapi_cache_app", run) as base:
+        rate, median, p99, note = _wrk(base + "/cached/item", seconds)
+        out.append(Row("GET, 64 connections", "fastapi-cache2 @cache (Redis), FastAPI", median, p99, rate, note))
+    return out

@@ -1,0 +1,290 @@
+"""Redis: cachetier (L1 off, so every read is an L2 hit) against raw `redis.asyncio` and peers.
+
+The raw client does the same work with the same codec (cachetier's `JsonCodec`)
+over a `BlockingConnectionPool` of the same size (64). cashews and aiocache are
+set up as their docs show (`cache.setup("redis://...")`, `RedisCache(...)`), so
+they use their default serializers (pickle for cashews, JSON for aiocache).
+Peers have no loader API of the same shape, so their "miss + loader" is the
+hand-written get / load / set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiocache import RedisCache
+from cashews import Cache as CashewsCache
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from bench._measure import Op, Row, compare, concurrent, timed_with_setup
+from cachetier import CacheConfig, CacheManager, create_cache
+from cachetier.codecs import JsonCodec
+
+HOST, PORT = "127.0.0.1", 6379
+URL = f"redis://{HOST}:{PORT}/0"
+KEYS = 1000
+TTL = 3600
+TAGS = ("team", "org", "all")
+CODEC = JsonCodec()
+
+
+def value(i: int) -> dict[str, Any]:
+    return {"id": i, "name": f"user {i}", "active": True, "score": 1.5}
+
+
+def tags_of(i: int) -> list[str]:
+    return [f"team:{i % 10}", f"org:{i % 3}", "all"]
+
+
+def loader_for(i: int) -> Any:
+    return lambda: value(i)
+
+
+class Contenders:
+    """Clients under one run-unique prefix; `close()` removes every key they made."""
+
+    def __init__(self, run: str) -> None:
+        self.prefix = f"bench{run}"
+        self.raw = Redis(connection_pool=BlockingConnectionPool(host=HOST, port=PORT, max_connections=64))
+        config = CacheConfig(adapter="redis", redis_url=URL, namespace=self.prefix, l1_enabled=False)
+        self.cache: CacheManager = create_cache(config)
+        self.cache_l1: CacheManager = create_cache(config.replace(namespace=self.prefix + "l1", l1_enabled=True))
+        self.cashews = CashewsCache()
+        self.cashews.setup(URL)
+        self.aio = RedisCache(endpoint=HOST, port=PORT, namespace=self.prefix + "aio:")
+
+    def raw_key(self, key: str) -> str:
+        return f"{self.prefix}raw:{key}"
+
+    def cw_key(self, key: str) -> str:
+        return f"{self.prefix}cw:{key}"
+
+    async def start(self) -> None:
+        await self.cache.start()
+        await self.cache_l1.start()
+
+    async def populate(self) -> None:
+        items = {f"k{i}": value(i) for i in range(KEYS)}
+        await self.cache.mset(items, ttl=TTL)
+        await self.cache_l1.mset(items, ttl=TTL)
+        async with self.raw.pipeline(transaction=False) as pipe:
+            for key, item in items.items():
+                pipe.set(self.raw_key(key), CODEC.encode(item), px=TTL * 1000)
+            await pipe.execute()
+        await self.cashews.set_many({self.cw_key(k): v for k, v in items.items()}, expire=TTL)
+        await self.aio.multi_set(list(items.items()), ttl=TTL)
+
+    async def close(self) -> None:
+        await self.cache.clear()
+        await self.cache_l1.clear()
+        await self.cache.close()
+        await self.cache_l1.close()
+        cursor: int | None = None
+        while cursor != 0:
+            cursor, found = await self.raw.scan(cursor or 0, match=f"*{self.prefix}*", count=1000)
+            if found:
+                await self.raw.unlink(*found)
+        await self.raw.aclose()
+        await self.cashews.close()
+        await self.aio.close()
+
+
+async def rows(run: str, scale: float) -> list[Row]:
+    c = Contenders(run)
+    await c.start()
+    try:
+        await c.populate()
+        return await _rows(c, scale)
+    finally:
+        await c.close()
+
+
+async def _rows(c: Contenders, scale: float) -> list[Row]:
+    raw, cache, cw, aio = c.raw, c.cache, c.cashews, c.aio
+
+    def n(ops: int) -> int:
+        return max(20, int(ops * scale))
+
+    out: list[Row] = []
+
+    async def raw_get(i: int) -> Any:
+        data = await raw.get(c.raw_key(f"k{i % KEYS}"))
+        return CODEC.decode(data)
+
+    out += await compare(
+        "L2 hit (L1 off)",
+        {
+            "raw redis.asyncio GET + decode": raw_get,
+            "cachetier get": lambda i: cache.get(f"k{i % KEYS}"),
+            "cashews get": lambda i: cw.get(c.cw_key(f"k{i % KEYS}")),
+            "aiocache get": lambda i: aio.get(f"k{i % KEYS}"),
+        },
+        ops=n(4000),
+    )
+
+    async def raw_miss(i: int) -> Any:
+        key = c.raw_key(f"m{i}")
+        data = await raw.get(key)
+        if data is not None:
+            return CODEC.decode(data)
+        loaded = loader_for(i)()
+        await raw.set(key, CODEC.encode(loaded), px=TTL * 1000)
+        return loaded
+
+    def peer_miss(get: Any, put: Any) -> Op:
+        async def op(i: int) -> Any:
+            found = await get(f"m{i}")
+            if found is None:
+                found = loader_for(i)()
+                await put(f"m{i}", found)
+            return found
+
+        return op
+
+    out += await compare(
+        "miss + loader",
+        {
+            "raw GET, load, SET PX": raw_miss,
+            "cachetier get(key, loader)": lambda i: cache.get(f"m{i}", loader_for(i), ttl=TTL),
+            "cashews get, load, set": peer_miss(
+                lambda k: cw.get(c.cw_key(k)), lambda k, v: cw.set(c.cw_key(k), v, expire=TTL)
+            ),
+            "aiocache get, load, set": peer_miss(aio.get, lambda k, v: aio.set(k, v, ttl=TTL)),
+        },
+        ops=n(3000),
+    )
+
+    out += await compare(
+        "set",
+        {
+            "raw SET PX + encode": lambda i: raw.set(c.raw_key(f"s{i % KEYS}"), CODEC.encode(value(i)), px=TTL * 1000),
+            "cachetier set": lambda i: cache.set(f"s{i % KEYS}", value(i), ttl=TTL),
+            "cashews set": lambda i: cw.set(c.cw_key(f"s{i % KEYS}"), value(i), expire=TTL),
+            "aiocache set": lambda i: aio.set(f"s{i % KEYS}", value(i), ttl=TTL),
+        },
+        ops=n(4000),
+    )
+
+    async def raw_tagged(i: int) -> Any:
+        key = c.raw_key(f"t{i % KEYS}")
+        async with raw.pipeline(transaction=True) as pipe:
+            pipe.set(key, CODEC.encode(value(i)), px=TTL * 1000)
+            for tag in tags_of(i):
+                pipe.sadd(c.raw_key("tag:" + tag), key)
+            return await pipe.execute()
+
+    out += await compare(
+        "set + 3 tags",
+        {
+            "raw MULTI SET PX + 3 SADD": raw_tagged,
+            "cachetier set(tags=...)": lambda i: cache.set(f"t{i % KEYS}", value(i), ttl=TTL, tags=tags_of(i)),
+            "cashews set(tags=...)": lambda i: cw.set(c.cw_key(f"t{i % KEYS}"), value(i), expire=TTL, tags=tags_of(i)),
+        },
+        ops=n(3000),
+        notes={"cashews set(tags=...)": "one SET then one SADD round trip per tag, not atomic"},
+    )
+
+    windows = [[f"k{j}" for j in range(start, start + 100)] for start in range(0, KEYS, 100)]
+    raw_windows = [[c.raw_key(k) for k in w] for w in windows]
+    cw_windows = [[c.cw_key(k) for k in w] for w in windows]
+
+    async def raw_mget(i: int) -> Any:
+        return [CODEC.decode(d) for d in await raw.mget(raw_windows[i % len(windows)]) if d is not None]
+
+    out += await compare(
+        "mget 100",
+        {
+            "raw MGET + decode": raw_mget,
+            "cachetier mget": lambda i: cache.mget(windows[i % len(windows)]),
+            "cashews get_many": lambda i: cw.get_many(*cw_windows[i % len(windows)]),
+            "aiocache multi_get": lambda i: aio.multi_get(windows[i % len(windows)]),
+        },
+        ops=n(600),
+    )
+
+    async def raw_mset(i: int) -> Any:
+        async with raw.pipeline(transaction=False) as pipe:
+            for j, key in enumerate(raw_windows[i % len(windows)]):
+                pipe.set(key, CODEC.encode(value(j)), px=TTL * 1000)
+            return await pipe.execute()
+
+    out += await compare(
+        "mset 100",
+        {
+            "raw pipelined SET PX + encode": raw_mset,
+            "cachetier mset": lambda i: cache.mset({k: value(j) for j, k in enumerate(windows[i % 10])}, ttl=TTL),
+            "cashews set_many": lambda i: cw.set_many({k: value(j) for j, k in enumerate(cw_windows[i % 10])}, TTL),
+            "aiocache multi_set": lambda i: aio.multi_set([(k, value(j)) for j, k in enumerate(windows[i % 10])], TTL),
+        },
+        ops=n(400),
+    )
+
+    out += await _invalidate_rows(c, reps=max(3, int(10 * scale)))
+    out += await _concurrent_rows(c, ops_per_task=max(20, int(300 * scale)))
+    return out
+
+
+async def _invalidate_rows(c: Contenders, reps: int) -> list[Row]:
+    raw, cache, cw = c.raw, c.cache, c.cashews
+    keys = [f"inv{i}" for i in range(1000)]
+    tag_key = c.raw_key("tag:inv")
+
+    async def raw_setup() -> None:
+        async with raw.pipeline(transaction=False) as pipe:
+            for i, key in enumerate(keys):
+                pipe.set(c.raw_key(key), CODEC.encode(value(i)), px=TTL * 1000)
+                pipe.sadd(tag_key, c.raw_key(key))
+            await pipe.execute()
+
+    async def raw_invalidate() -> None:
+        members = await raw.smembers(tag_key)
+        await raw.unlink(tag_key, *members)
+
+    async def cw_setup() -> None:
+        for i, key in enumerate(keys):
+            await cw.set(c.cw_key(key), value(i), expire=TTL, tags=["inv"])
+
+    scenario = "invalidate a tag of 1,000 keys"
+    return [
+        await timed_with_setup(scenario, "raw SMEMBERS + UNLINK", raw_setup, raw_invalidate, reps),
+        await timed_with_setup(
+            scenario,
+            "cachetier invalidate_by_tag",
+            lambda: cache.mset({k: value(i) for i, k in enumerate(keys)}, ttl=TTL, tags=["inv"]),
+            lambda: cache.invalidate_by_tag("inv"),
+            reps,
+        ),
+        await timed_with_setup(scenario, "cashews delete_tags", cw_setup, lambda: cw.delete_tags("inv"), reps),
+    ]
+
+
+async def _concurrent_rows(c: Contenders, ops_per_task: int) -> list[Row]:
+    raw, cw, aio = c.raw, c.cashews, c.aio
+
+    def mixed(get: Any, put: Any) -> Op:
+        async def op(i: int) -> Any:
+            key = f"k{(i * 7919) % KEYS}"
+            if i % 10 == 0:
+                return await put(key, value(i))
+            return await get(key)
+
+        return op
+
+    async def raw_get(key: str) -> Any:
+        data = await raw.get(c.raw_key(key))
+        return None if data is None else CODEC.decode(data)
+
+    contenders = {
+        "raw redis.asyncio (pool 64)": mixed(
+            raw_get, lambda k, v: raw.set(c.raw_key(k), CODEC.encode(v), px=TTL * 1000)
+        ),
+        "cachetier, L1 off (pool 64)": mixed(c.cache.get, lambda k, v: c.cache.set(k, v, ttl=TTL)),
+        "cachetier, L1 on (pool 64)": mixed(c.cache_l1.get, lambda k, v: c.cache_l1.set(k, v, ttl=TTL)),
+        "cashews": mixed(lambda k: cw.get(c.cw_key(k)), lambda k, v: cw.set(c.cw_key(k), v, expire=TTL)),
+        "aiocache": mixed(aio.get, lambda k, v: aio.set(k, v, ttl=TTL)),
+    }
+    scenario = "64 tasks, 90% get / 10% set"
+    out = []
+    for name, op in contenders.items():
+        out.append(await concurrent(scenario, name, op, tasks=64, ops_per_task=ops_per_task))
+    return out
