@@ -114,6 +114,12 @@ class L1Store:
             self._tags.setdefault(tag, set()).add(key)
         self._enforce_bounds()
 
+    def fill(self, key: str, value: Any, expires_at: float, tags: tuple[str, ...] = (), size: int = 0) -> None:
+        """Insert a copy read from L2 unless the key is present: an entry already
+        here was written by `set` after that read started, so it is newer."""
+        if key not in self._data:
+            self.set(key, value, expires_at, tags, size)
+
     def delete(self, key: str) -> bool:
         entry = self._data.get(key)
         if entry is None:

@@ -4,12 +4,14 @@ Coherence rules kept here:
 
 * A write goes to L2 first, then L1; an invalidation goes to L2, then bumps the
   manager's generation, then clears L1. A read that fetched from L2 fills L1
-  only if no write or invalidation finished while it was in flight, so an L1
-  copy can never resurrect a value that a returned `delete`/`invalidate_by_tag`
-  removed.
-* A loader's result is not stored when an invalidation finished while the
-  loader ran (it may have read the data the invalidation was about); the
-  callers still receive it.
+  only if no invalidation finished while it was in flight, so an L1 copy can
+  never resurrect a value that a returned `delete`/`invalidate_by_tag`
+  removed; and it never overwrites an L1 entry, which can only be newer.
+  Writes do not bump the generation, so write traffic on other keys does not
+  stop reads and loaders from filling the cache.
+* A loader's (or `refresh`'s) result is not stored when an invalidation
+  finished while the loader ran (it may have read the data the invalidation
+  was about); the callers still receive it.
 * L1 copies expire no later than their L2 copy (the frame carries its expiry)
   and no later than `l1_max_ttl`, which bounds staleness of L1s in other
   processes.
@@ -132,7 +134,19 @@ class CacheManager:
     async def get(
         self,
         key: str,
-        loader: Loader[_T],
+        loader: Callable[[], Awaitable[_T]],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+    ) -> _T: ...
+
+    @overload
+    async def get(
+        self,
+        key: str,
+        loader: Callable[[], _T],
         *,
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
@@ -205,7 +219,7 @@ class CacheManager:
         expires_at = frame.expires_at
         if self.config.l1_max_ttl is not None:
             expires_at = min(expires_at, time.time() + self.config.l1_max_ttl)
-        self._l1.set(full, frame.value, expires_at, frame.tags, size)
+        self._l1.fill(full, frame.value, expires_at, frame.tags, size)
 
     async def _load_once(
         self,
@@ -301,7 +315,6 @@ class CacheManager:
         data, expires_at = self._encode(value, seconds, tags, compress)
         self._check_open()
         await self._l2.set(full, data, seconds, tags)
-        self._generation += 1
         self._l1.set(full, value, self._l1_expiry(expires_at, seconds), tags, len(data))
 
     async def set(
@@ -350,25 +363,54 @@ class CacheManager:
             return
         self._check_open()
         await self._l2.mset(entries)
-        self._generation += 1
         for full, value, expires_at, entry_tags, size in local:
             self._l1.set(full, value, expires_at, entry_tags, size)
 
+    @overload
     async def refresh(
         self,
         key: str,
-        loader: Loader[_T],
+        loader: Callable[[], Awaitable[_T]],
         *,
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         compress: bool | None = None,
         namespace: str | None = None,
-    ) -> _T:
-        """Run `loader` and store its result whether or not the key was cached."""
+    ) -> _T: ...
+
+    @overload
+    async def refresh(
+        self,
+        key: str,
+        loader: Callable[[], _T],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+    ) -> _T: ...
+
+    async def refresh(
+        self,
+        key: str,
+        loader: Loader[Any],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+    ) -> Any:
+        """Run `loader` and store its result whether or not the key was cached.
+
+        As with `get`, the result is not stored when an invalidation finished
+        while the loader ran.
+        """
         full = self._full_key(key, namespace)
         full_tags = self._full_tags(tags, namespace)
-        value: _T = await self._call_loader(loader)
-        await self._store(full, value, ttl, full_tags, compress)
+        generation = self._generation
+        value = await self._call_loader(loader)
+        if generation == self._generation:
+            await self._store(full, value, ttl, full_tags, compress)
         return value
 
     async def increment(
@@ -456,15 +498,37 @@ class CacheManager:
 
     # -- helpers, health, lifecycle -------------------------------------------------
 
+    @overload
     def cache_aside(
         self,
         key: str,
-        loader: Loader[_T],
+        loader: Callable[[], Awaitable[_T]],
         *,
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
-    ) -> CacheAside[_T]:
+    ) -> CacheAside[_T]: ...
+
+    @overload
+    def cache_aside(
+        self,
+        key: str,
+        loader: Callable[[], _T],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        namespace: str | None = None,
+    ) -> CacheAside[_T]: ...
+
+    def cache_aside(
+        self,
+        key: str,
+        loader: Loader[Any],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        namespace: str | None = None,
+    ) -> CacheAside[Any]:
         """A reusable handle on one key and its loader: `.get()`, `.refresh()`, `.invalidate()`."""
         check_key(key)
         return CacheAside(self, key, loader, ttl=ttl, tags=tuple(check_tags(tags)), namespace=namespace)

@@ -442,10 +442,6 @@ def test_recursive_cached_sync_functions_do_not_exhaust_threads(sync_cache: Sync
     assert fib(30) == 832040
 
 
-@pytest.mark.xfail(
-    reason="core: a write to any key while a loader runs drops the loader's result (one global generation)",
-    strict=True,
-)
 async def test_a_result_is_cached_even_when_computing_it_cached_another_call(cache: CacheManager) -> None:
     calls = Calls()
 

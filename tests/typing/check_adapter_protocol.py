@@ -39,3 +39,13 @@ async def typed_results(cache: CacheManager) -> None:
 
 
 manager: CacheManager = create_with_config(adapter=MemoryAdapter())
+
+
+async def typed_async_loaders(cache: CacheManager) -> None:
+    async def load_user() -> dict[str, str]:
+        return {"name": "J"}
+
+    user: dict[str, str] = await cache.get("user", load_user)
+    again: dict[str, str] = await cache.refresh("user", load_user)
+    aside: dict[str, str] = await cache.cache_aside("user", load_user).get()
+    del user, again, aside

@@ -260,3 +260,43 @@ async def test_compression_round_trips_large_values() -> None:
     async with create_with_config(CacheConfig(enable_compression=True), adapter=MemoryAdapter()) as cache:
         await cache.set("big", "y" * 50_000)
         assert await cache.get("big") == "y" * 50_000
+
+
+async def test_writes_to_other_keys_during_a_load_do_not_stop_its_result_being_cached(cache: CacheManager) -> None:
+    async def loader() -> str:
+        await cache.set("unrelated", 1)
+        return "value"
+
+    assert await cache.get("k", loader) == "value"
+    assert await cache.exists("k") is True
+
+
+async def test_l2_read_racing_a_set_never_puts_the_older_value_in_l1() -> None:
+    adapter = MemoryAdapter()
+    writer = create_with_config(adapter=adapter, namespace="race")
+    reader = create_with_config(adapter=adapter, namespace="race")
+    try:
+        await writer.set("k", "v1")
+        original_get = adapter.get
+
+        async def slow_get(key: str) -> bytes | None:
+            data = await original_get(key)  # reads v1 ...
+            await reader.set("k", "v2")  # ... while the reader's own set lands
+            return data
+
+        adapter.get = slow_get  # type: ignore[method-assign]
+        assert await reader.get("k") == "v1"
+        adapter.get = original_get  # type: ignore[method-assign]
+        assert await reader.get("k") == "v2"
+    finally:
+        await reader.close()
+        await writer.close()
+
+
+async def test_refresh_does_not_store_a_value_loaded_across_an_invalidation(cache: CacheManager) -> None:
+    async def loader() -> str:
+        await cache.invalidate_by_tag("users")
+        return "loaded before the invalidation finished"
+
+    assert await cache.refresh("k", loader, tags=["users"]) == "loaded before the invalidation finished"
+    assert await cache.exists("k") is False
