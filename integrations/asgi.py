@@ -30,6 +30,7 @@ from cachetier.integrations.http_cache.flow import (
     invalidation,
     lookup,
     on_response,
+    pass_writes,
     store_items,
 )
 from cachetier.integrations.http_cache.headers import Headers
@@ -235,6 +236,11 @@ class _Responder:
                         for key in await mw.read(invalidation(urls, options)):
                             await mw.cache.delete(key)
                 if outcome.next is Next.PASS:
+                    writes, drops = pass_writes(found, outcome, mw.clock(), options)
+                    if writes:
+                        await mw.cache.mset(writes)
+                    for key in drops:
+                        await mw.cache.delete(key)
                     self.release()
                     await self.send_start(status if not outcome.not_modified else 304, outcome.headers, message)
                 return

@@ -31,6 +31,7 @@ from cachetier.integrations.http_cache.flow import (
     invalidation,
     lookup,
     on_response,
+    pass_writes,
     run_reads,
     store_items,
 )
@@ -257,6 +258,11 @@ class _Responder:
                 mw.cache.mset(store_items(found, outcome.entry, mw.clock(), options))
             return self.respond(entry_response(request, outcome.entry, mw.clock(), outcome.x_cache, options))
         if outcome.next is Next.PASS or found is None:
+            writes, drops = pass_writes(found, outcome, mw.clock(), options)
+            if writes:
+                mw.cache.mset(writes)
+            for key in drops:
+                mw.cache.delete(key)
             self.start_response(status_line(304 if outcome.not_modified else status), outcome.headers)
             if outcome.not_modified:
                 _close(result)

@@ -109,6 +109,7 @@ class Outcome:
     store: bool = False
     headers: Headers = field(default_factory=list)
     not_modified: bool = False
+    drop: bool = False  # the selected stored variant is outdated (RFC 9111 4.3.5)
 
 
 def on_response(
@@ -141,7 +142,45 @@ def on_response(
         sent.append(("date", format_http_date(response_time)))
     x_cache = "MISS" if found is not None else "BYPASS"
     matched = found is not None and not_modified(request.method, request.headers, status, sent, response_time)
-    return Outcome(Next.PASS, x_cache, headers=client_headers(sent, options, x_cache=x_cache), not_modified=matched)
+    updated, drop = None, False
+    if request.method == "HEAD" and status == 200 and entry is not None:  # RFC 9111 4.3.5
+        if same_representation(entry, headers):
+            updated = freshen(entry, headers, request_time, response_time, options)
+        else:
+            drop = True
+    return Outcome(
+        Next.PASS,
+        x_cache,
+        updated,
+        store=updated is not None,
+        headers=client_headers(sent, options, x_cache=x_cache),
+        not_modified=matched,
+        drop=drop,
+    )
+
+
+def same_representation(entry: StoredResponse, headers: Headers) -> bool:
+    """Whether a HEAD response describes the stored GET response: ETag, Last-Modified and
+    Content-Length agree wherever both sides have them."""
+    pairs = [
+        (get_first(entry.headers, "etag"), get_first(headers, "etag")),
+        (get_first(entry.headers, "last-modified"), get_first(headers, "last-modified")),
+        (str(len(entry.body)), get_first(headers, "content-length")),
+    ]
+    return all(old is None or new is None or old.strip() == new.strip() for old, new in pairs)
+
+
+def pass_writes(
+    found: Found | None, outcome: Outcome, now: float, options: Options
+) -> tuple[list[MSetItem], list[str]]:
+    """Cache writes and deletions that accompany a streamed-through response (a HEAD's update)."""
+    if found is None or found.entry is None:
+        return [], []
+    if outcome.drop:
+        return [], [variant_key(options.prefix, found.url, found.entry.vary)]
+    if outcome.store and outcome.entry is not None:
+        return store_items(found, outcome.entry, now, options), []
+    return [], []
 
 
 def complete(

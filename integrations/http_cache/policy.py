@@ -46,6 +46,7 @@ class Options:
     generate_etags: bool = True
     max_body_size: int = 1024 * 1024
     stale_retention: float = 86_400.0
+    stale_on_error: float = 0.0
     max_ttl: float = 365 * 86_400.0
     heuristics: Heuristics = field(default_factory=Heuristics)
     max_variants: int = 16
@@ -74,6 +75,9 @@ class Settings(TypedDict, total=False):
     generate_etags: give stored 200s without an ETag a strong, deterministic hash-of-body ETag.
     max_body_size: bodies up to this many bytes are buffered and stored; larger ones stream through unstored.
     stale_retention: seconds an entry with a validator is kept past its freshness, so it can be revalidated.
+    stale_on_error: seconds of staleness allowed when the app fails (5xx or an exception) even without
+        `stale-if-error`, as reverse proxies offer (nginx `proxy_cache_use_stale error`); 0 = off. Never
+        overrides must-revalidate, proxy-revalidate, no-cache or s-maxage.
     max_ttl: upper bound on any entry's storage time.
     heuristic_fraction / heuristic_max: heuristic freshness (RFC 9111 4.2.2) for Last-Modified responses.
     max_variants: variants kept per URL (oldest dropped).
@@ -90,6 +94,7 @@ class Settings(TypedDict, total=False):
     generate_etags: bool
     max_body_size: int
     stale_retention: float
+    stale_on_error: float
     max_ttl: float
     heuristic_fraction: float
     heuristic_max: float
@@ -213,7 +218,9 @@ def storage_ttl(entry: StoredResponse, now: float, options: Options) -> float:
     and `stale_retention` when it carries a validator (so it can still be revalidated); 0 = don't keep."""
     policy = response_policy(entry.headers, options)
     remaining = max(0.0, (lifetime_of(entry, policy, options) or 0.0) - current_age(entry, now))
-    extra = max(policy.seconds("stale-if-error") or 0, policy.seconds("stale-while-revalidate") or 0)
+    extra = max(
+        policy.seconds("stale-if-error") or 0, policy.seconds("stale-while-revalidate") or 0, options.stale_on_error
+    )
     retention = options.stale_retention if has_validator(entry.headers) else 0.0
     return min(options.max_ttl, remaining + extra + retention)
 
@@ -257,9 +264,11 @@ def decide(request: Request, entry: StoredResponse | None, now: float, options: 
     # must-revalidate / proxy-revalidate forbid any stale use; s-maxage implies proxy-revalidate
     # (RFC 9111 5.2.2.10) for max-stale, but an explicit stale-* extension from the origin still applies.
     revalidate_only = policy.has("must-revalidate") or policy.has("proxy-revalidate") or policy.unqualified("no-cache")
-    windows = [
+    windows: list[float] = [
         s for s in (policy.seconds("stale-if-error"), delta_seconds(asked.get("stale-if-error"))) if s is not None
     ]
+    if options.stale_on_error > 0 and not policy.has("s-maxage"):
+        windows.append(options.stale_on_error)
     stale_if_error = not revalidate_only and bool(windows) and staleness <= max(windows)
     if not must_validate and not revalidate_only:
         if "max-stale" in asked and not policy.has("s-maxage"):

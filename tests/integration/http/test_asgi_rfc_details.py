@@ -128,3 +128,46 @@ async def test_tag_header_kept_when_not_stripped_and_custom_name(
         assert (await client.get("/page")).headers["x-tags"] == "a, b"
         await cache.invalidate_by_tag("b")
         assert (await client.get("/page")).headers["x-cache"] == "MISS"
+
+
+async def test_head_response_updates_the_stored_get_when_validators_agree(
+    client: httpx.AsyncClient, origin: Origin, clock: Clock
+) -> None:
+    origin.reply = replying(200, [("cache-control", "max-age=10"), ("etag", '"v1"'), ("x-v", "1")], b"body")
+    await client.get("/page")
+    clock.advance(20)
+    origin.reply = replying(200, [("cache-control", "max-age=100"), ("etag", '"v1"'), ("x-v", "2")])
+    assert (await client.head("/page", headers={"Cache-Control": "no-cache"})).headers["x-cache"] == "MISS"
+    updated = await client.get("/page")
+    assert (updated.headers["x-cache"], updated.headers["x-v"], updated.content) == ("HIT", "2", b"body")
+
+
+async def test_head_response_with_other_validators_invalidates_the_stored_get(
+    client: httpx.AsyncClient, origin: Origin, clock: Clock
+) -> None:
+    origin.reply = replying(200, [("cache-control", "max-age=10"), ("etag", '"v1"')], b"body")
+    await client.get("/page")
+    clock.advance(20)
+    origin.reply = replying(200, [("cache-control", "max-age=100"), ("etag", '"v2"')])
+    await client.head("/page")
+    origin.reply = replying(200, [("cache-control", "max-age=100"), ("etag", '"v2"')], b"new")
+    fetched = await client.get("/page", headers={"Cache-Control": "max-stale"})
+    assert (fetched.headers["x-cache"], fetched.content) == ("MISS", b"new")
+
+
+async def test_stale_on_error_setting_serves_stale_without_stale_if_error(
+    make_client: Any, origin: Origin, clock: Clock
+) -> None:
+    client, _ = make_client(stale_on_error=300)
+    async with client:
+        await client.get("/page")
+        clock.advance(100)
+        origin.reply = replying(502, [], b"bad gateway")
+        stale = await client.get("/page")
+        assert (stale.status_code, stale.headers["x-cache"], stale.content) == (200, "STALE", b"hello")
+        origin.reply = replying(200, [("cache-control", "max-age=10, must-revalidate")], b"strict")
+        clock.advance(1000)
+        await client.get("/page")
+        clock.advance(20)
+        origin.reply = replying(502, [], b"bad gateway")
+        assert (await client.get("/page")).status_code == 502

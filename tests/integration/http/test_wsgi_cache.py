@@ -237,3 +237,12 @@ def test_wsgi_purge_endpoint(sync_cache: SyncCache) -> None:
         assert http.get("/", headers={"Authorization": "Bearer tok"}).status_code == 405
         ok = http.post("/", json={"tags": ["a"]}, headers={"Authorization": "Bearer tok"})
         assert ok.json() == {"purged": 0, "tags": ["a"]}
+
+
+def test_stale_if_error_on_5xx(client: httpx.Client, site: Site, clock: Clock) -> None:
+    site.cache_control = "max-age=10, stale-if-error=60"
+    client.get("/page")
+    clock.advance(20)
+    site.status, site.body = 500, "down"
+    stale = client.get("/page")
+    assert (stale.status_code, stale.text, stale.headers["x-cache"]) == (200, "hello", "STALE")
