@@ -19,9 +19,7 @@ Coherence rules kept here:
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -30,13 +28,16 @@ from cachetier.api_types import EntryOptions, Loader, MSetItem
 from cachetier.aside import CacheAside
 from cachetier.codecs import Codec, JsonCodec
 from cachetier.config import CacheConfig
-from cachetier.errors import CacheClosedError, DeserializationError
-from cachetier.framing import Frame, decode_frame, encode_frame
-from cachetier.guard import GuardedAdapter, logger
+from cachetier.entries import EntryEncoder
+from cachetier.errors import CacheClosedError
+from cachetier.framing import Frame
+from cachetier.guard import GuardedAdapter
 from cachetier.keys import MAX_KEY_BYTES, check_key, check_namespace, check_tags, check_ttl
 from cachetier.l1 import L1Store
 from cachetier.protocols import L2Adapter, L2Entry, PurgeHook
+from cachetier.purge import PurgeNotifier
 from cachetier.sentinel import MISS, Missing
+from cachetier.singleflight import SingleFlight
 from cachetier.stats import CacheStats, L1Stats, L2Stats
 
 _T = TypeVar("_T")
@@ -68,7 +69,7 @@ class CacheManager:
         purge_hooks: Sequence[PurgeHook] = (),
     ) -> None:
         self.config = config or CacheConfig()
-        self._codec = codec or JsonCodec()
+        self._entries = EntryEncoder(codec or JsonCodec(), self.config)
         self._namespace = self.config.namespace
         self._prefix = f"{self._namespace}:"
         l1_entries = self.config.max_memory_entries if self.config.l1_enabled else 0
@@ -82,11 +83,10 @@ class CacheManager:
         self._reason = reason
         self._on_close = on_close
         self._generation = 0
-        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._flights = SingleFlight()
         self._loader_calls = 0
         self._closed = False
-        self._purge_hooks: list[PurgeHook] = list(purge_hooks)
-        self.purge_failures = 0
+        self._purge = PurgeNotifier(purge_hooks)
 
     # -- naming -----------------------------------------------------------------
 
@@ -199,27 +199,17 @@ class CacheManager:
         data = await self._l2.get(full)
         if data is None:
             return MISS
-        frame = self._decode(full, data)
+        frame = self._entries.decode(full, data)
         if frame is None:
             return MISS
         if generation == self._generation:
             self._fill_l1(full, frame, len(data))
         return frame.value
 
-    def _decode(self, full: str, data: bytes) -> Frame | None:
-        try:
-            return decode_frame(self._codec, data)
-        except DeserializationError as exc:
-            logger.warning("cachetier: undecodable value at %r treated as a miss: %s", full, exc)
-            return None
-
     def _fill_l1(self, full: str, frame: Frame, size: int) -> None:
         if frame.expires_at is None:  # counters change in place in L2; never copy them to L1
             return
-        expires_at = frame.expires_at
-        if self.config.l1_max_ttl is not None:
-            expires_at = min(expires_at, time.time() + self.config.l1_max_ttl)
-        self._l1.fill(full, frame.value, expires_at, frame.tags, size)
+        self._l1.fill(full, frame.value, self._entries.l1_expiry(frame.expires_at), frame.tags, size)
 
     async def _load_once(
         self,
@@ -230,28 +220,14 @@ class CacheManager:
         compress: bool | None,
         namespace: str | None,
     ) -> Any:
-        running = self._inflight.get(full)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[full] = future
-        try:
+        async def load_and_store() -> Any:
             generation = self._generation
             value = await self._call_loader(loader)
             if generation == self._generation:
                 await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # mark retrieved: waiters may be none
-            raise
-        else:
-            future.set_result(value)
             return value
-        finally:
-            del self._inflight[full]
+
+        return await self._flights.run(full, load_and_store)
 
     async def _call_loader(self, loader: Loader[Any]) -> Any:
         self._loader_calls += 1
@@ -271,8 +247,12 @@ class CacheManager:
         """Values of the keys that are cached; misses are absent from the result."""
         found: dict[str, Any] = {}
         missing: list[tuple[str, str]] = []
+        prefix, short = self._prefix, namespace is None
         for key in keys:
-            full = self._full_key(key, namespace)
+            if short and type(key) is str and 0 < len(key) <= _FAST_KEY_CHARS and "\x00" not in key:
+                full = prefix + key  # as in `get`: a short key needs no UTF-8 length check
+            else:
+                full = self._full_key(key, namespace)
             value = self._l1.get(full)
             if value is MISS:
                 missing.append((key, full))
@@ -283,11 +263,11 @@ class CacheManager:
         self._check_open()
         generation = self._generation
         blobs = await self._l2.mget([full for _, full in missing])
-        fill = generation == self._generation
+        fill = self.config.l1_enabled and generation == self._generation
         for (key, full), data in zip(missing, blobs, strict=True):
             if data is None:
                 continue
-            frame = self._decode(full, data)
+            frame = self._entries.decode(full, data)
             if frame is None:
                 continue
             if fill:
@@ -297,25 +277,14 @@ class CacheManager:
 
     # -- writes -----------------------------------------------------------------
 
-    def _encode(self, value: Any, ttl: float, tags: tuple[str, ...], compress: bool | None) -> tuple[bytes, float]:
-        expires_at = time.time() + ttl
-        use_compression = self.config.enable_compression if compress is None else compress
-        data = encode_frame(self._codec, value, expires_at, tags, use_compression, self.config.compression_threshold)
-        return data, expires_at
-
-    def _l1_expiry(self, expires_at: float, ttl: float) -> float:
-        if self.config.l1_max_ttl is not None and ttl > self.config.l1_max_ttl:
-            return time.time() + self.config.l1_max_ttl
-        return expires_at
-
     async def _store(
         self, full: str, value: Any, ttl: float | None, tags: tuple[str, ...], compress: bool | None
     ) -> None:
         seconds = self._ttl(ttl)
-        data, expires_at = self._encode(value, seconds, tags, compress)
+        data, expires_at = self._entries.encode(value, seconds, tags, compress)
         self._check_open()
         await self._l2.set(full, data, seconds, tags)
-        self._l1.set(full, value, self._l1_expiry(expires_at, seconds), tags, len(data))
+        self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
 
     async def set(
         self,
@@ -356,9 +325,9 @@ class CacheManager:
             full = self._full_key(item[0], namespace)
             seconds = self._ttl(options.get("ttl", ttl))
             entry_tags = self._full_tags(options.get("tags", tags), namespace)
-            data, expires_at = self._encode(item[1], seconds, entry_tags, options.get("compress", compress))
+            data, expires_at = self._entries.encode(item[1], seconds, entry_tags, options.get("compress", compress))
             entries.append(L2Entry(full, data, seconds, entry_tags))
-            local.append((full, item[1], self._l1_expiry(expires_at, seconds), entry_tags, len(data)))
+            local.append((full, item[1], self._entries.l1_expiry(expires_at), entry_tags, len(data)))
         if not entries:
             return
         self._check_open()
@@ -471,21 +440,18 @@ class CacheManager:
         removed = await self._l2.invalidate_tags(full_tags)
         self._generation += 1
         local = self._l1.invalidate_tags(full_tags)
-        if self._purge_hooks:
-            await self._notify_purge(check_tags(tags))
+        if self._purge.hooks:
+            await self._purge.notify(check_tags(tags))
         return max(removed, local)
 
     def add_purge_hook(self, hook: PurgeHook) -> None:
         """Also tell `hook` about every later tag invalidation."""
-        self._purge_hooks.append(hook)
+        self._purge.hooks.append(hook)
 
-    async def _notify_purge(self, tags: tuple[str, ...]) -> None:
-        for hook in self._purge_hooks:
-            try:
-                await hook.purge_tags(tags)
-            except Exception as exc:
-                self.purge_failures += 1
-                logger.warning("cachetier: purge hook %r failed for %s: %s", hook, list(tags), exc)
+    @property
+    def purge_failures(self) -> int:
+        """Purge hook calls that raised (the invalidations themselves stood)."""
+        return self._purge.failures
 
     async def clear(self, *, namespace: str | None = None) -> int:
         """Remove every entry of this cache's namespace (or `namespace`); never other keys."""

@@ -1,0 +1,45 @@
+"""How the manager turns values into stored entries and back, under its config."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from cachetier.codecs import Codec
+from cachetier.config import CacheConfig
+from cachetier.errors import DeserializationError
+from cachetier.framing import Frame, decode_frame, encode_frame
+
+logger = logging.getLogger("cachetier")
+
+
+class EntryEncoder:
+    """Applies the codec, the compression choice and the L1 TTL cap of one config."""
+
+    def __init__(self, codec: Codec, config: CacheConfig) -> None:
+        self.codec = codec
+        self.compress = config.enable_compression
+        self.compression_threshold = config.compression_threshold
+        self.l1_max_ttl = config.l1_max_ttl
+
+    def encode(self, value: Any, ttl: float, tags: tuple[str, ...], compress: bool | None) -> tuple[bytes, float]:
+        """Stored bytes and the absolute expiry (Unix seconds) they carry."""
+        expires_at = time.time() + ttl
+        use_compression = self.compress if compress is None else compress
+        data = encode_frame(self.codec, value, expires_at, tags, use_compression, self.compression_threshold)
+        return data, expires_at
+
+    def decode(self, key: str, data: bytes) -> Frame | None:
+        """The frame, or None (logged) for bytes this cache cannot read: a miss, not an error."""
+        try:
+            return decode_frame(self.codec, data)
+        except DeserializationError as exc:
+            logger.warning("cachetier: undecodable value at %r treated as a miss: %s", key, exc)
+            return None
+
+    def l1_expiry(self, expires_at: float) -> float:
+        """When an L1 copy of an entry expiring at `expires_at` must go: never later than L2's."""
+        if self.l1_max_ttl is None:
+            return expires_at
+        return min(expires_at, time.time() + self.l1_max_ttl)
