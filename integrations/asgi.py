@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Generator, MutableMapping, Sequence
 from typing import Any, Unpack
+from urllib.parse import quote
 
 import orjson
 
@@ -46,6 +47,7 @@ from cachetier.integrations.http_cache.policy import (
 )
 from cachetier.integrations.http_cache.purge import check_purge
 from cachetier.integrations.http_cache.responses import Response, client_headers, entry_response, gateway_timeout
+from cachetier.integrations.http_cache.storage import PATH_SAFE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -113,7 +115,7 @@ def request_of(scope: Scope) -> Request:
         server = scope.get("server") or ("localhost", None)
         host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
     raw_path = scope.get("raw_path")
-    path = raw_path.decode("latin-1") if raw_path else scope["path"]
+    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe=PATH_SAFE)
     query = scope.get("query_string", b"").decode("latin-1")
     return Request(scope["method"].upper(), host, path, query, headers)
 

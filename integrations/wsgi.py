@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Unpack
+from urllib.parse import quote
 
 import orjson
 
@@ -48,6 +49,7 @@ from cachetier.integrations.http_cache.policy import (
 )
 from cachetier.integrations.http_cache.purge import check_purge
 from cachetier.integrations.http_cache.responses import Response, client_headers, entry_response, gateway_timeout
+from cachetier.integrations.http_cache.storage import PATH_SAFE
 from cachetier.sync import SyncCache
 
 Environ = dict[str, Any]
@@ -110,8 +112,13 @@ def request_of(environ: Environ) -> Request:
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             headers.append((key.replace("_", "-").lower(), str(value)))
     host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
-    path = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}" or "/"
-    return Request(environ["REQUEST_METHOD"].upper(), host, path, environ.get("QUERY_STRING", ""), headers)
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # undecoded, like ASGI's raw_path
+    if raw:
+        path = str(raw).split("?", 1)[0]
+    else:
+        decoded = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+        path = quote(decoded.encode("latin-1", "replace"), safe=PATH_SAFE)  # PEP 3333: latin-1 "bytes"-strings
+    return Request(environ["REQUEST_METHOD"].upper(), host, path or "/", environ.get("QUERY_STRING", ""), headers)
 
 
 def status_line(status: int) -> str:

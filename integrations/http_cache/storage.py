@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import xxhash
@@ -22,6 +22,9 @@ import xxhash
 from cachetier.integrations.http_cache.headers import Headers, combined, get_all
 
 VaryValues = dict[str, str | None]
+
+PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
+"""Characters left as they are when a driver has only a decoded path to re-encode for the key."""
 
 
 @dataclass(frozen=True, slots=True)
