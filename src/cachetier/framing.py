@@ -61,7 +61,10 @@ def encode_frame(
 
 def decode_frame(codec: Codec, data: bytes) -> Frame:
     """Decode stored bytes; raise `DeserializationError` for foreign or corrupt data."""
-    if data[:1].isdigit() or data[:1] == b"-":
+    if not data:
+        raise DeserializationError("stored value is shorter than the frame header")
+    first = data[0]
+    if 0x30 <= first <= 0x39 or first == 0x2D:  # an ASCII digit or '-': a counter
         try:
             return Frame(int(data), None, ())
         except ValueError as exc:
