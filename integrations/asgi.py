@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, MutableMapping, Sequence
 from typing import Any, Unpack
@@ -48,6 +49,8 @@ from cachetier.integrations.http_cache.policy import (
 from cachetier.integrations.http_cache.purge import check_purge
 from cachetier.integrations.http_cache.responses import Response, client_headers, entry_response, gateway_timeout
 from cachetier.integrations.http_cache.storage import PATH_SAFE
+
+logger = logging.getLogger("cachetier.http")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -199,6 +202,8 @@ class _Responder:
             try:
                 responder = _Responder(self.mw, self.scope, no_body, discard)
                 await responder.forward(found, Decision(Use.VALIDATE))
+            except Exception as exc:  # nobody awaits this task: report the app's failure here
+                logger.warning("cachetier: background revalidation of %s failed: %r", self.request.path, exc)
             finally:
                 self.mw._refreshing.discard(key)
 
@@ -229,8 +234,16 @@ class _Responder:
                 start.update(
                     status=status, headers=headers, time=mw.clock(), request_time=request_time, message=message
                 )
+                # A response announcing trailers is streamed: the stored copy could not carry them.
                 outcome = state["outcome"] = on_response(
-                    request, found, decision, status, headers, (request_time, start["time"]), options
+                    request,
+                    found,
+                    decision,
+                    status,
+                    headers,
+                    (request_time, start["time"]),
+                    options,
+                    can_buffer=not message.get("trailers", False),
                 )
                 if found is None:
                     urls = invalidated_urls(request, status, headers)
@@ -279,6 +292,8 @@ class _Responder:
                 return
             raise
         outcome = state["outcome"]
+        if outcome is not None and outcome.next is Next.BUFFER and not self.started:
+            await self.flush(start, buffer, more=False)  # the app ended without a final body message
         if outcome is not None and outcome.next is Next.SERVE_ENTRY and outcome.entry is not None:
             if outcome.store and found is not None:
                 await mw.cache.mset(store_items(found, outcome.entry, mw.clock(), options))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +52,8 @@ from cachetier.integrations.http_cache.purge import check_purge
 from cachetier.integrations.http_cache.responses import Response, client_headers, entry_response, gateway_timeout
 from cachetier.integrations.http_cache.storage import PATH_SAFE
 from cachetier.sync import SyncCache
+
+logger = logging.getLogger("cachetier.http")
 
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -198,6 +201,8 @@ class _Responder:
                         pass
                 finally:
                     _close(body)
+            except Exception as exc:  # a daemon thread has nobody to raise to: report it here
+                logger.warning("cachetier: background revalidation of %s failed: %r", self.request.path, exc)
             finally:
                 with self.mw._lock:
                     self.mw._refreshing.discard(key)

@@ -120,6 +120,8 @@ def on_response(
     headers: Headers,
     times: tuple[float, float],
     options: Options,
+    *,
+    can_buffer: bool = True,
 ) -> Outcome:
     """Classify the origin's answer to a (possibly conditional) forwarded request.
 
@@ -135,7 +137,7 @@ def on_response(
         return Outcome(Next.SERVE_ENTRY, "REVALIDATED", fresh, store=True)
     if entry is not None and decision is not None and decision.stale_if_error and status >= 500:
         return Outcome(Next.SERVE_ENTRY, "STALE", entry)
-    if found is not None and storable(request, status, headers, response_time, options):
+    if can_buffer and found is not None and storable(request, status, headers, response_time, options):
         return Outcome(Next.BUFFER)
     sent = list(headers)
     if found is not None and get_first(sent, "date") is None:

@@ -7,6 +7,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
+import pytest
 from http_origin import Clock, Origin, replying
 
 from cachetier import CacheManager
@@ -171,3 +172,39 @@ async def test_stale_on_error_setting_serves_stale_without_stale_if_error(
         clock.advance(20)
         origin.reply = replying(502, [], b"bad gateway")
         assert (await client.get("/page")).status_code == 502
+
+
+async def test_failed_background_revalidation_is_logged_and_the_entry_kept(
+    make_client: Any, origin: Origin, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, middleware = make_client()
+    origin.reply = replying(200, [("cache-control", "max-age=10, stale-while-revalidate=60")], b"v1")
+    async with client:
+        await client.get("/page")
+        clock.advance(20)
+        origin.error = RuntimeError("refresh failed")
+        assert (await client.get("/page")).headers["x-cache"] == "STALE"
+        await middleware.wait_background()
+        assert "refresh failed" in caplog.text
+        assert (await client.get("/page")).content == b"v1"
+
+
+async def test_response_with_trailers_streams_through_unstored(cache: CacheManager) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"cache-control", b"max-age=60")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers, "trailers": True})
+        await send({"type": "http.response.body", "body": b"x", "more_body": False})
+        await send({"type": "http.response.trailers", "headers": [], "more_trailers": False})
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/t", "query_string": b"", "headers": [(b"host", b"h")]}
+    await CacheMiddleware(app, cache=cache)(scope, receive, send)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body", "http.response.trailers"]
+    assert sent[0]["trailers"] is True

@@ -246,3 +246,15 @@ def test_stale_if_error_on_5xx(client: httpx.Client, site: Site, clock: Clock) -
     site.status, site.body = 500, "down"
     stale = client.get("/page")
     assert (stale.status_code, stale.text, stale.headers["x-cache"]) == (200, "hello", "STALE")
+
+
+def test_failed_background_revalidation_is_logged(
+    client: httpx.Client, middleware: CacheMiddleware, site: Site, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.cache_control = "max-age=10, stale-while-revalidate=60"
+    client.get("/page")
+    clock.advance(20)
+    site.fail = True
+    assert client.get("/page").headers["x-cache"] == "STALE"
+    middleware.wait_background()
+    assert "background revalidation" in caplog.text

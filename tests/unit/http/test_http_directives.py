@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cachetier.integrations.http_cache.directives import (
     DELTA_MAX,
@@ -88,3 +90,22 @@ def test_targeted_field_drops_values_of_the_wrong_type_and_false_booleans() -> N
 def test_field_names_of_qualified_directives() -> None:
     assert field_names("Set-Cookie, X-Private ") == ["set-cookie", "x-private"]
     assert field_names(None) == []
+
+
+@given(st.lists(st.text(max_size=60), max_size=3))
+def test_cache_control_parsing_never_raises_and_yields_lower_case_names(values: list[str]) -> None:
+    parsed = parse_cache_control(values)
+    assert all(name == name.lower() and name for name in parsed)
+
+
+@given(st.text(max_size=80))
+def test_targeted_parsing_never_raises(value: str) -> None:
+    parsed = parse_targeted(value)
+    assert parsed is None or all(isinstance(name, str) for name in parsed)
+
+
+@given(st.dictionaries(st.sampled_from(["max-age", "s-maxage", "no-cache", "public", "x-ext"]), st.integers(0, 10**6)))
+def test_rendered_directives_parse_back(directives: dict[str, int]) -> None:
+    rendered = ", ".join(f"{name}={value}" for name, value in directives.items())
+    assert parse_cache_control([rendered]) == {name: str(value) for name, value in directives.items()}
+    assert (parse_targeted(rendered) or {}) == {name: str(value) for name, value in directives.items()}
