@@ -1,7 +1,29 @@
 """The pure HTTP-caching core (RFC 9111 shared cache) behind `cachetier.integrations.asgi` and `.wsgi`.
 
-Nothing here does I/O: `directives` parses, `freshness` computes lifetimes and
-ages, `storage` lays out entries and variants, `conditional` evaluates
-validators, `policy` decides, `responses` builds headers, and `flow` strings
-those together as steps the drivers execute.
+Usage::
+
+    from cachetier.integrations.asgi import CacheMiddleware, purge_endpoint
+    app.add_middleware(CacheMiddleware, cache=cache, cdn_dialects=["fastly"])
+
+    from cachetier.integrations.wsgi import CacheMiddleware
+    app.wsgi_app = CacheMiddleware(app.wsgi_app, cache=SyncCache(manager))
+
+Nothing here does I/O: `directives` parses Cache-Control and targeted fields,
+`freshness` computes lifetimes and ages, `storage` lays out entries and
+variants, `conditional` evaluates validators, `policy` decides (storable?
+servable? revalidate?), `responses` builds stored entries and client headers,
+and `flow` strings those together as steps both drivers execute.
+
+`X-Cache` says what happened: HIT (fresh, from storage), MISS (from the app),
+STALE (stale from storage: max-stale, stale-while-revalidate, stale-if-error),
+REVALIDATED (the app answered 304; stored body served) or BYPASS (a method
+that is never looked up). `Age` is on every response served from storage.
+
+Known limits: partial content (206) is never stored, and a stored 200 is
+served whole to Range requests (RFC 9110 allows ignoring Range); a 304 is
+applied to the entry whose validators were sent without re-checking its ETag
+(RFC 9111 4.3.4 selection); `Warning` is not generated (obsoleted by RFC 9111);
+the key ignores the scheme; two processes adding different variants of one
+URL at the same instant can drop one from the variant index (it is re-added
+on its next miss).
 """
