@@ -20,6 +20,7 @@ Coherence rules kept here:
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -34,7 +35,7 @@ from cachetier.framing import Frame
 from cachetier.guard import GuardedAdapter
 from cachetier.keys import MAX_KEY_BYTES, check_key, check_namespace, check_tags, check_ttl
 from cachetier.l1 import L1Store
-from cachetier.protocols import L2Adapter, L2Entry, PurgeHook
+from cachetier.protocols import InvalidationSource, L2Adapter, L2Entry, PurgeHook
 from cachetier.purge import PurgeNotifier
 from cachetier.sentinel import MISS, Missing
 from cachetier.singleflight import SingleFlight
@@ -43,6 +44,13 @@ from cachetier.stats import CacheStats, L1Stats, L2Stats
 _T = TypeVar("_T")
 _D = TypeVar("_D")
 _FAST_KEY_CHARS = MAX_KEY_BYTES // 4  # any str this short is within the byte limit
+
+
+logger = logging.getLogger("cachetier")
+
+
+async def _no_feed() -> None:
+    return None
 
 
 class CacheManager:
@@ -84,6 +92,7 @@ class CacheManager:
         self._on_close = on_close
         self._generation = 0
         self._flights = SingleFlight()
+        self._unsubscribe: Callable[[], Awaitable[None]] | None = None
         self._loader_calls = 0
         self._closed = False
         self._purge = PurgeNotifier(purge_hooks)
@@ -195,6 +204,8 @@ class CacheManager:
 
     async def _read_l2(self, full: str) -> Any | Missing:
         self._check_open()
+        if self._unsubscribe is None:
+            await self._watch_remote_changes()
         generation = self._generation
         data = await self._l2.get(full)
         if data is None:
@@ -205,6 +216,26 @@ class CacheManager:
         if generation == self._generation:
             self._fill_l1(full, frame, len(data))
         return frame.value
+
+    async def _watch_remote_changes(self) -> None:
+        """Subscribe once to the backend's change feed, if it has one, before L1 holds anything."""
+        self._unsubscribe = _no_feed
+        adapter: Any = self._l2.adapter
+        resolve = getattr(adapter, "resolve", None)  # SelectingAdapter picks its backend on first use
+        try:
+            if resolve is not None:
+                adapter = await resolve()
+            if isinstance(adapter, InvalidationSource):
+                self._unsubscribe = await adapter.subscribe_invalidations(self._prefix, self._on_remote_change)
+        except Exception as exc:
+            logger.warning("cachetier: no change feed from %s (%s); L1 copies live up to l1_max_ttl", adapter, exc)
+
+    def _on_remote_change(self, keys: Sequence[str] | None) -> None:
+        self._generation += 1  # reads in flight may carry the old value: don't let them fill L1
+        if keys is None:
+            self._l1.clear(self._prefix)
+        else:
+            self._l1.delete_many(keys)
 
     def _fill_l1(self, full: str, frame: Frame, size: int) -> None:
         if frame.expires_at is None:  # counters change in place in L2; never copy them to L1
@@ -261,6 +292,8 @@ class CacheManager:
         if not missing:
             return found
         self._check_open()
+        if self._unsubscribe is None:
+            await self._watch_remote_changes()
         generation = self._generation
         blobs = await self._l2.mget([full for _, full in missing])
         fill = self.config.l1_enabled and generation == self._generation
@@ -283,6 +316,8 @@ class CacheManager:
         seconds = self._ttl(ttl)
         data, expires_at = self._entries.encode(value, seconds, tags, compress)
         self._check_open()
+        if self._unsubscribe is None:
+            await self._watch_remote_changes()
         await self._l2.set(full, data, seconds, tags)
         self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
 
@@ -537,6 +572,8 @@ class CacheManager:
         finally:
             self._closed = True
             self._l1.clear()
+            if self._unsubscribe is not None:
+                await self._unsubscribe()
             await self._l2.close()
 
     async def start(self) -> CacheManager:

@@ -7,8 +7,8 @@ adapter must pass `cachetier.testing.L2ContractSuite`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 
 class L2Entry(NamedTuple):
@@ -93,3 +93,20 @@ class PurgeHook(Protocol):
     """
 
     async def purge_tags(self, tags: Sequence[str]) -> None: ...
+
+
+@runtime_checkable
+class InvalidationSource(Protocol):
+    """Optional adapter capability: tell this process when other clients change keys.
+
+    With it, the manager drops its L1 copies of keys that another process
+    wrote, deleted or let expire, instead of serving them until `l1_max_ttl`.
+    """
+
+    async def subscribe_invalidations(
+        self, prefix: str, on_change: Callable[[Sequence[str] | None], None]
+    ) -> Callable[[], Awaitable[None]]:
+        """Call `on_change` with changed keys under `prefix`, or None when changes
+        may have been missed (a dropped connection): then every copy is suspect.
+        Returns a coroutine function that unsubscribes."""
+        ...
