@@ -61,6 +61,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from cachetier.adapters import redis_scripts
+from cachetier.adapters.redis_tracking import InvalidationFeed
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry
@@ -342,6 +343,19 @@ class RedisAdapter:
             "keys_in_db": keys,
             "pool_max_connections": self._client.connection_pool.max_connections,
         }
+
+    async def subscribe_invalidations(
+        self, prefix: str, on_change: Callable[[Sequence[str] | None], None]
+    ) -> Callable[[], Awaitable[None]]:
+        """Report keys under `prefix` that any client changes (`cachetier.adapters.redis_tracking`).
+
+        Uses two dedicated connections until the returned coroutine function (or
+        `close`) is called. Raises `BackendError` when the server refuses tracking.
+        """
+        feed = InvalidationFeed(self._client.connection_pool, prefix, on_change)
+        await feed.start()
+        self._closers.insert(0, feed.close)
+        return feed.close
 
     async def close(self) -> None:
         """Close the client, pool and Sentinel connections this adapter created; idempotent."""

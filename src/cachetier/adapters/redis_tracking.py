@@ -1,0 +1,215 @@
+"""`RedisAdapter`'s change feed: Redis server-assisted client-side caching, broadcasting mode.
+
+Two dedicated connections per subscription (RESP2 redirect mode, Redis 6+):
+
+- the *listener* learns its ``CLIENT ID`` and SUBSCRIBEs to ``__redis__:invalidate``;
+- the *tracker* then runs ``CLIENT TRACKING ON REDIRECT <listener id> BCAST PREFIX <prefix>``.
+
+From then on the server publishes, once per event-loop turn, every key under the
+prefix that any client wrote, deleted, expired or evicted (or null after
+FLUSHDB/FLUSHALL). The listener is subscribed before tracking starts, so nothing
+is lost in between. Tag indexes (``{t:...}``) and tag lists (``{k:...}``) never
+match a ``ns:`` prefix, and keys are filtered by prefix again on arrival.
+
+Why RESP2 and two connections: RESP3 would need one connection only (push
+messages), but redis-py's asyncio client has no public hook for "invalidate"
+pushes, and a RESP3 connection must be read continuously to see them. A
+pub/sub listener is plain request/response parsing that every redis-py >= 5
+and both parsers handle. Both connections are made by the adapter's pool
+(its connection class and options: same host, Sentinel discovery, TLS,
+credentials, db) but live outside it, so they take no pool slot and `RedisAdapter.close` closes them.
+
+Liveness: both connections are read all the time, so a closed socket is seen at
+once; after `_HEALTH_INTERVAL` seconds of silence each gets a PING, and a second
+silent interval counts as a dropped connection (a hung server or a lost route).
+The tracker's PINGs also keep it clear of the server's idle ``timeout``.
+
+After a drop the feed reconnects at once, then with backoff (`_BACKOFF_START`
+doubling to `_BACKOFF_MAX`), and calls ``on_change(None)`` right after tracking
+is back: changes made while nobody listened were missed. It does not empty L1
+the moment the connection drops: the feed reconnects through the same route as
+the pool, so while it cannot, the manager cannot reach L2 either and serves L1
+in degraded mode, as it would without a feed (a server that is down takes no
+writes; one that restarted is empty and the flush on reconnect covers it).
+
+Limits: the server reports our own writes too (NOLOOP only mutes the tracker's
+own writes, and it writes nothing), so each write also drops this process's
+fresh L1 copy once. Broadcast tracking ignores database numbers: a write to the
+same key name in another db is reported too (a spurious drop). Redis Cluster is
+not supported (each shard tracks only its own keys; a feed would need a
+listener and tracker per primary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.exceptions import ConnectionError, RedisError, ResponseError
+
+from cachetier.errors import BackendError
+
+CHANNEL: Final = "__redis__:invalidate"
+_HEALTH_INTERVAL: Final = 1.0
+_BACKOFF_START: Final = 0.1
+_BACKOFF_MAX: Final = 2.0  # also bounds how long L1 may lag behind a server that came back
+
+OnChange = Callable[[Sequence[str] | None], None]
+
+logger = logging.getLogger("cachetier")
+
+
+class InvalidationFeed:
+    """One prefix's change feed over two dedicated connections made by `pool`.
+
+    `start` connects (raising `BackendError` when the server refuses tracking, e.g.
+    Redis < 6 or an ACL without CLIENT) and starts the reader task; `close` stops it.
+    """
+
+    def __init__(self, pool: ConnectionPool, prefix: str, on_change: OnChange) -> None:
+        self._pool = pool
+        self._prefix = prefix
+        self._on_change = on_change
+        self._listener: AbstractConnection | None = None
+        self._tracker: AbstractConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.reconnects = 0
+
+    async def start(self) -> None:
+        """Track `prefix` from now on; a server that is down is retried in the background."""
+        connected = True
+        try:
+            await self._connect()
+        except ResponseError as exc:
+            await self._disconnect()
+            raise BackendError(f"redis refused client tracking for {self._prefix!r}: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            await self._disconnect()
+            logger.warning("cachetier: redis change feed for %r not connected (%s); retrying", self._prefix, exc)
+            connected = False
+        self._task = asyncio.create_task(self._run(connected), name=f"cachetier-redis-feed:{self._prefix}")
+
+    async def close(self) -> None:
+        """Stop the reader task and close both connections; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])  # unlike `await task`, never swallows our own cancellation
+        await self._disconnect()
+
+    def _new_connection(self, role: str) -> AbstractConnection:
+        # RESP2 so invalidations arrive as pub/sub messages; no pool-level health
+        # checks, whose PING reply a subscribed connection answers differently.
+        options = {**self._pool.connection_kwargs, "protocol": 2, "health_check_interval": 0}
+        options["client_name"] = f"cachetier-feed-{role}"
+        connection: AbstractConnection = self._pool.connection_class(**options)
+        return connection
+
+    async def _connect(self) -> None:
+        self._listener = listener = self._new_connection("listener")
+        await listener.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        await listener.send_command("CLIENT", "ID")
+        listener_id = await listener.read_response()
+        await listener.send_command("SUBSCRIBE", CHANNEL)
+        await listener.read_response()
+        self._tracker = tracker = self._new_connection("tracker")
+        await tracker.connect()  # type: ignore[no-untyped-call]
+        await tracker.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", listener_id, "BCAST", "PREFIX", self._prefix)
+        await tracker.read_response()
+
+    async def _disconnect(self) -> None:
+        connections = [self._listener, self._tracker]
+        self._listener = self._tracker = None
+        for connection in connections:
+            if connection is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await connection.disconnect()
+
+    async def _run(self, connected: bool) -> None:
+        delay, lost_at = 0.0, time.monotonic()
+        while True:
+            if connected:
+                try:
+                    await self._pump()
+                except Exception as exc:  # any failure, even a bug here, must end in a reconnect
+                    logger.warning("cachetier: redis change feed for %r lost (%s); reconnecting", self._prefix, exc)
+                await self._disconnect()
+                delay, lost_at = 0.0, time.monotonic()  # a lone dropped connection comes back at once
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await self._connect()
+            except Exception as exc:
+                await self._disconnect()
+                delay = min(max(delay * 2, _BACKOFF_START), _BACKOFF_MAX)
+                logger.debug("cachetier: redis change feed for %r: reconnect failed (%s)", self._prefix, exc)
+                connected = False
+                continue
+            connected = True
+            self.reconnects += 1
+            logger.warning(
+                "cachetier: redis change feed for %r restored after %.1f s", self._prefix, time.monotonic() - lost_at
+            )
+            self._notify(None)  # changes made while nobody listened were missed
+
+    async def _pump(self) -> None:
+        """Read both connections until either fails; raises what ended it."""
+        assert self._listener is not None
+        assert self._tracker is not None
+        readers = [
+            asyncio.ensure_future(self._read(self._listener, self._on_message)),
+            asyncio.ensure_future(self._read(self._tracker, lambda reply: None)),
+        ]
+        try:
+            done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.wait(readers)
+        for reader in done:
+            reader.result()
+        raise ConnectionError("change feed reader stopped")
+
+    @staticmethod
+    async def _read(connection: AbstractConnection, handle: Callable[[Any], None]) -> None:
+        pinged = False
+        while True:
+            # An explicit timeout returns None on silence instead of raising.
+            reply = await connection.read_response(timeout=_HEALTH_INTERVAL)
+            if reply is not None:
+                pinged = False
+                handle(reply)
+            elif pinged:
+                raise TimeoutError(f"no reply to PING within {_HEALTH_INTERVAL} s")
+            elif not connection.is_connected:  # send_command would silently reconnect, without tracking
+                raise ConnectionError("connection closed")
+            else:
+                await connection.send_command("PING")
+                pinged = True
+
+    def _on_message(self, reply: Any) -> None:
+        # [b"message", channel, keys or None]; subscribe confirmations and PONGs
+        # ([b"pong", b""] on a subscribed connection) carry nothing to act on.
+        if not (isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message"):
+            return
+        if reply[2] is None:  # FLUSHDB / FLUSHALL
+            self._notify(None)
+            return
+        keys = [key.decode(errors="replace") for key in reply[2]]
+        changed = [key for key in keys if key.startswith(self._prefix)]
+        if changed:
+            self._notify(changed)
+
+    def _notify(self, keys: Sequence[str] | None) -> None:
+        try:
+            self._on_change(keys)
+        except Exception:
+            logger.exception("cachetier: change feed callback for %r failed", self._prefix)
