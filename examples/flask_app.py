@@ -216,4 +216,8 @@ def create_app(
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    create_app().run(host="127.0.0.1", port=8000)
+    example = create_app()
+    try:
+        example.run(host="127.0.0.1", port=8000)  # returns on Ctrl-C
+    finally:
+        example.extensions["cachetier"]["cache"].close()  # before interpreter exit (atexit is the fallback)
