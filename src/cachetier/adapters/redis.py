@@ -112,6 +112,7 @@ class RedisAdapter:
             raise ConfigError("RedisAdapter needs a client with decode_responses=False (values are bytes)")
         self._client = client
         self._closers: list[Callable[[], Awaitable[None]]] = [client.aclose] if close_client else []
+        self._feeds: list[InvalidationFeed] = []
         self._write = client.register_script(redis_scripts.WRITE)
         self._expire = client.register_script(redis_scripts.EXPIRE)
         self._invalidate = client.register_script(redis_scripts.INVALIDATE)
@@ -221,6 +222,8 @@ class RedisAdapter:
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         """Store `value` for `ttl` seconds (rounded up to ms) with exactly `tags`."""
+        for feed in self._feeds:
+            feed.expect(key, value)
         with _backend_errors("set"):
             await self._write_entry(L2Entry(key, value, ttl, tags), ())
 
@@ -228,6 +231,9 @@ class RedisAdapter:
         """Write every entry in one pipelined round trip (one more per key whose tags changed)."""
         if not entries:
             return
+        for feed in self._feeds:
+            for entry in entries:
+                feed.expect(entry.key, entry.value)
         with _backend_errors("mset"):
             try:
                 results = await self._pipelined_writes(entries)
@@ -352,10 +358,17 @@ class RedisAdapter:
         Uses two dedicated connections until the returned coroutine function (or
         `close`) is called. Raises `BackendError` when the server refuses tracking.
         """
-        feed = InvalidationFeed(self._client.connection_pool, prefix, on_change)
+        feed = InvalidationFeed(self._client, prefix, on_change)
         await feed.start()
-        self._closers.insert(0, feed.close)
-        return feed.close
+        self._feeds.append(feed)
+
+        async def unsubscribe() -> None:
+            if feed in self._feeds:
+                self._feeds.remove(feed)
+            await feed.close()
+
+        self._closers.insert(0, unsubscribe)
+        return unsubscribe
 
     async def close(self) -> None:
         """Close the client, pool and Sentinel connections this adapter created; idempotent."""

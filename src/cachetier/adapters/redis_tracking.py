@@ -32,9 +32,17 @@ the pool, so while it cannot, the manager cannot reach L2 either and serves L1
 in degraded mode, as it would without a feed (a server that is down takes no
 writes; one that restarted is empty and the flush on reconnect covers it).
 
-Limits: the server reports our own writes too (NOLOOP only mutes the tracker's
-own writes, and it writes nothing), so each write also drops this process's
-fresh L1 copy once. Broadcast tracking ignores database numbers: a write to the
+Our own writes: the server reports them too, and cannot say who wrote (NOLOOP
+only mutes the tracker's own writes, and it writes nothing). Reporting them
+would drop the copy this process just put in L1 (and with it L1's use during an
+outage). So the adapter calls `expect` with the bytes it is about to write; a
+notification for such a key is checked with one MGET and reported only when L2
+no longer holds exactly those bytes. Counting echoes instead would be unsafe:
+the server merges writes made in one event-loop turn into one notification, so
+another process's write can hide in our echo; comparing values cannot be fooled
+that way. Such a key's L1 copy stays until the MGET answers (one round trip).
+
+Limits: broadcast tracking ignores database numbers: a write to the
 same key name in another db is reported too (a spurious drop). Redis Cluster is
 not supported (each shard tracks only its own keys; a feed would need a
 listener and tracker per primary).
@@ -49,7 +57,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from cachetier.errors import BackendError
@@ -58,6 +67,8 @@ CHANNEL: Final = "__redis__:invalidate"
 _HEALTH_INTERVAL: Final = 1.0
 _BACKOFF_START: Final = 0.1
 _BACKOFF_MAX: Final = 2.0  # also bounds how long L1 may lag behind a server that came back
+_LOSS_GRACE: Final = 0.1  # how long a failed echo check waits to see the feed drop
+_MAX_EXPECTED: Final = 10_000  # forgetting expected writes only costs spurious drops
 
 OnChange = Callable[[Sequence[str] | None], None]
 
@@ -65,20 +76,25 @@ logger = logging.getLogger("cachetier")
 
 
 class InvalidationFeed:
-    """One prefix's change feed over two dedicated connections made by `pool`.
+    """One prefix's change feed over two dedicated connections made by `client`'s pool.
 
     `start` connects (raising `BackendError` when the server refuses tracking, e.g.
     Redis < 6 or an ACL without CLIENT) and starts the reader task; `close` stops it.
     """
 
-    def __init__(self, pool: ConnectionPool, prefix: str, on_change: OnChange) -> None:
-        self._pool = pool
+    def __init__(self, client: Redis, prefix: str, on_change: OnChange) -> None:
+        self._client = client
+        self._pool = client.connection_pool
+        self._expected: dict[str, bytes] = {}
+        self._checks: set[asyncio.Task[None]] = set()
         self._prefix = prefix
         self._on_change = on_change
         self._listener: AbstractConnection | None = None
         self._tracker: AbstractConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._connected = False
+        self._lost = asyncio.Event()
         self.reconnects = 0
 
     async def start(self) -> None:
@@ -93,16 +109,26 @@ class InvalidationFeed:
             await self._disconnect()
             logger.warning("cachetier: redis change feed for %r not connected (%s); retrying", self._prefix, exc)
             connected = False
+        self._connected = connected
         self._task = asyncio.create_task(self._run(connected), name=f"cachetier-redis-feed:{self._prefix}")
+
+    def expect(self, key: str, value: bytes) -> None:
+        """Note that this process is about to write `value` at `key`, so its echo is not reported."""
+        if key.startswith(self._prefix):
+            if len(self._expected) >= _MAX_EXPECTED:
+                self._expected.clear()
+            self._expected[key] = value
 
     async def close(self) -> None:
         """Stop the reader task and close both connections; idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])  # unlike `await task`, never swallows our own cancellation
+        tasks = [*self._checks, *([self._task] if self._task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)  # unlike `await task`, never swallows our own cancellation
         await self._disconnect()
 
     def _new_connection(self, role: str) -> AbstractConnection:
@@ -141,6 +167,8 @@ class InvalidationFeed:
                     await self._pump()
                 except Exception as exc:  # any failure, even a bug here, must end in a reconnect
                     logger.warning("cachetier: redis change feed for %r lost (%s); reconnecting", self._prefix, exc)
+                self._connected = False
+                self._lost.set()
                 await self._disconnect()
                 delay, lost_at = 0.0, time.monotonic()  # a lone dropped connection comes back at once
             if delay:
@@ -153,7 +181,8 @@ class InvalidationFeed:
                 logger.debug("cachetier: redis change feed for %r: reconnect failed (%s)", self._prefix, exc)
                 connected = False
                 continue
-            connected = True
+            connected = self._connected = True
+            self._lost.clear()
             self.reconnects += 1
             logger.warning(
                 "cachetier: redis change feed for %r restored after %.1f s", self._prefix, time.monotonic() - lost_at
@@ -203,12 +232,42 @@ class InvalidationFeed:
         if reply[2] is None:  # FLUSHDB / FLUSHALL
             self._notify(None)
             return
-        keys = [key.decode(errors="replace") for key in reply[2]]
-        changed = [key for key in keys if key.startswith(self._prefix)]
+        changed, ours = [], {}
+        for raw in reply[2]:
+            key = raw.decode(errors="replace")
+            if not key.startswith(self._prefix):
+                continue
+            value = self._expected.pop(key, None)
+            if value is None:
+                changed.append(key)
+            else:
+                ours[key] = value
+        if changed:
+            self._notify(changed)
+        if ours:
+            check = asyncio.create_task(self._report_unless_ours(ours))
+            self._checks.add(check)
+            check.add_done_callback(self._checks.discard)
+
+    async def _report_unless_ours(self, ours: dict[str, bytes]) -> None:
+        try:
+            current = await self._client.mget(list(ours))
+        except Exception:
+            # Usually the server went away, which the listener notices at once: then
+            # the flush on reconnect covers these keys, and until then their L1
+            # copies serve the manager's degraded mode. Otherwise, report them.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), _LOSS_GRACE)
+            if self._connected:
+                self._notify(list(ours))
+            return
+        changed = [key for (key, value), now in zip(ours.items(), current, strict=True) if now != value]
         if changed:
             self._notify(changed)
 
     def _notify(self, keys: Sequence[str] | None) -> None:
+        if keys is None:
+            self._expected.clear()
         try:
             self._on_change(keys)
         except Exception:
