@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,15 @@ import pytest
 
 from cachetier import CacheConfig, create_with_config
 from servers import free_port
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    backend: str
+    redis_url: str | None
+    namespace: str
+
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TOKEN = "e2e-server-token"
@@ -37,12 +47,14 @@ def server_command(module: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def clear_redis_namespace(redis_url: str, namespace: str) -> None:
-    async def clear() -> None:
-        async with create_with_config(CacheConfig(adapter="redis", redis_url=redis_url, namespace=namespace)) as cache:
-            await cache.clear()
+def on_redis_namespace(redis_url: str, namespace: str, action: str, *args: str) -> None:
+    """Call `action` on a separate cache (another process's view) sharing the server's Redis namespace."""
 
-    asyncio.run(clear())
+    async def run() -> None:
+        async with create_with_config(CacheConfig(adapter="redis", redis_url=redis_url, namespace=namespace)) as cache:
+            await getattr(cache, action)(*args)
+
+    asyncio.run(run())
 
 
 @pytest.fixture(
@@ -54,8 +66,8 @@ def clear_redis_namespace(redis_url: str, namespace: str) -> None:
     ],
     ids=lambda param: "-".join(param),
 )
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(base URL, adapter name) of an example serving on a free port; stopped (terminate, wait) afterwards."""
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """An example serving on a free port; stopped (terminate, wait) afterwards."""
     module, backend = request.param
     env = {name: value for name, value in os.environ.items() if not name.startswith(CACHE_VARIABLES)}
     env.update(PURGE_TOKEN=TOKEN, PYTHONPATH=str(EXAMPLES), CACHE_NAMESPACE=f"e2e_{uuid.uuid4().hex[:12]}")
@@ -85,7 +97,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
             if time.monotonic() > deadline:
                 pytest.fail(f"{module} did not answer within {START_TIMEOUT} s:\n{log_path.read_text()}")
             time.sleep(0.1)
-        yield base_url, backend
+        yield Server(base_url, backend, redis_url, env["CACHE_NAMESPACE"])
     finally:
         process.terminate()
         try:
@@ -94,15 +106,14 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
             process.kill()
             process.wait()
         if redis_url is not None:
-            clear_redis_namespace(redis_url, env["CACHE_NAMESPACE"])
+            on_redis_namespace(redis_url, env["CACHE_NAMESPACE"], "clear")
 
 
 @pytest.mark.slow
-def test_real_server_miss_hit_write_and_purge(server: tuple[str, str]) -> None:
-    base_url, backend = server
-    with httpx.Client(base_url=base_url, timeout=5) as client:
+def test_real_server_miss_hit_write_and_purge(server: Server) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=5) as client:
         health = client.get("/health").json()
-        assert (health["status"], health["adapter"]) == ("healthy", backend)
+        assert (health["status"], health["adapter"]) == ("healthy", server.backend)
 
         first = client.get("/users/1")
         second = client.get("/users/1")
@@ -145,3 +156,20 @@ def test_flask_app_owning_its_cache_closes_it_cleanly_at_interpreter_exit(tmp_pa
     )
     assert done.returncode == 0, done.stderr
     assert "failed" not in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", [("starlette_app", "redis")], indirect=True, ids=["starlette_app-redis"])
+def test_tag_invalidated_in_another_process_reaches_the_servers_l1_over_redis(server: Server) -> None:
+    assert server.redis_url is not None
+    with httpx.Client(base_url=server.base_url, timeout=5) as client:
+        client.get("/posts/1")
+        assert client.get("/posts/1").headers["x-cache"] == "HIT"
+        on_redis_namespace(server.redis_url, server.namespace, "invalidate_by_tag", "post:1")
+        # Redis publishes the invalidation; the server drops its L1 copy when the notice arrives.
+        deadline = time.monotonic() + 2
+        seen = client.get("/posts/1").headers["x-cache"]
+        while seen == "HIT" and time.monotonic() < deadline:
+            time.sleep(0.02)
+            seen = client.get("/posts/1").headers["x-cache"]
+        assert seen == "MISS"
