@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from cachetier.codecs import Codec
+from cachetier.codecs import Codec, JsonCodec
 from cachetier.config import CacheConfig
 from cachetier.errors import DeserializationError
-from cachetier.framing import Frame, decode_frame, encode_frame
+from cachetier.framing import Frame, decode_frame, decode_values, encode_frame
 
 logger = logging.getLogger("cachetier")
+
+
+def _log_undecodable(key: str, exc: DeserializationError) -> None:
+    logger.warning("cachetier: undecodable value at %r treated as a miss: %s", key, exc)
 
 
 class EntryEncoder:
@@ -22,6 +27,7 @@ class EntryEncoder:
         self.compress = config.enable_compression
         self.compression_threshold = config.compression_threshold
         self.l1_max_ttl = config.l1_max_ttl
+        self._view = type(codec) is JsonCodec  # orjson reads a memoryview, so payloads need no copy
 
     def encode(self, value: Any, ttl: float, tags: tuple[str, ...], compress: bool | None) -> tuple[bytes, float]:
         """Stored bytes and the absolute expiry (Unix seconds) they carry."""
@@ -35,8 +41,18 @@ class EntryEncoder:
         try:
             return decode_frame(self.codec, data)
         except DeserializationError as exc:
-            logger.warning("cachetier: undecodable value at %r treated as a miss: %s", key, exc)
+            _log_undecodable(key, exc)
             return None
+
+    def decode_values(self, keys: Sequence[str], blobs: Sequence[bytes | None], prefix: str) -> dict[str, Any]:
+        """`{key: value}` for the present, readable blobs (undecodable ones are logged misses).
+
+        Only values: for reads that fill no L1, which need neither tags nor expiry.
+        `prefix` (the namespace) only makes the logged keys whole.
+        """
+        return decode_values(
+            self.codec, keys, blobs, view=self._view, on_error=lambda key, exc: _log_undecodable(prefix + key, exc)
+        )
 
     def l1_expiry(self, expires_at: float) -> float:
         """When an L1 copy of an entry expiring at `expires_at` must go: never later than L2's."""

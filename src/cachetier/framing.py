@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Sequence
-from typing import Any, Final, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NamedTuple, TypeVar
 
 from cachetier.codecs import Codec
 from cachetier.errors import DeserializationError, SerializationError
@@ -26,6 +26,9 @@ VERSION: Final = 1
 FLAG_ZLIB: Final = 0x01
 TAG_SEPARATOR: Final = "\x1f"
 _HEADER = struct.Struct(">BBBQH")
+_HEADER_SIZE: Final = _HEADER.size
+_K = TypeVar("_K")
+_VIEW_FROM: Final = 2048
 _MAX_TAG_BYTES: Final = 0xFFFF
 
 
@@ -57,6 +60,39 @@ def encode_frame(
         raise SerializationError(f"tags take {len(tag_bytes)} bytes; at most {_MAX_TAG_BYTES} are allowed")
     header = _HEADER.pack(VERSION, flags, codec.codec_id, int(expires_at * 1000), len(tag_bytes))
     return b"".join((header, tag_bytes, payload))
+
+
+def decode_values(
+    codec: Codec,
+    keys: Sequence[_K],
+    blobs: Sequence[bytes | None],
+    *,
+    view: bool = False,
+    on_error: Callable[[_K, DeserializationError], None],
+) -> dict[_K, Any]:
+    """`{key: value}` for the present blobs, values only (for reads that need neither tags nor expiry).
+
+    Blobs that cannot be decoded are left out and reported to `on_error`. With
+    `view`, the codec gets a zero-copy `memoryview` of each payload (only for
+    codecs that accept one).
+    """
+    found: dict[_K, Any] = {}
+    decode = codec.decode
+    plain = bytes((VERSION, 0, codec.codec_id))  # the first header bytes of an uncompressed frame of this codec
+    for key, data in zip(keys, blobs, strict=True):
+        if data is None:
+            continue
+        try:
+            if data[:3] == plain and len(data) >= _HEADER_SIZE:  # fast path: the tags are skipped, not decoded
+                start = _HEADER_SIZE + (data[11] << 8 | data[12])  # the big-endian u16 tags length
+                # A view saves copying a large payload; slicing a small one is cheaper than making a view.
+                payload = memoryview(data)[start:] if view and len(data) > _VIEW_FROM else data[start:]
+                found[key] = decode(payload)  # type: ignore[arg-type]  # `view` only for codecs that take buffers
+            else:
+                found[key] = decode_frame(codec, data).value
+        except DeserializationError as exc:
+            on_error(key, exc)
+    return found
 
 
 def decode_frame(codec: Codec, data: bytes) -> Frame:

@@ -172,9 +172,9 @@ class GuardedAdapter:
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         misses: list[bytes | None] = [None] * len(keys)
         values = await self._call("mget", lambda: self.adapter.mget(keys), misses)
-        found = sum(value is not None for value in values)
-        self.hits += found
-        self.misses += len(values) - found
+        absent = values.count(None)
+        self.hits += len(values) - absent
+        self.misses += absent
         return values
 
     def _drop_writes(self, keys: Sequence[str]) -> Callable[[], None]:

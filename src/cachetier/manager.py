@@ -53,6 +53,15 @@ async def _no_feed() -> None:
     return None
 
 
+def _all_short(keys: list[str]) -> bool:
+    """Every key a non-empty str without NUL, short enough to be within the byte limit uncounted."""
+    try:
+        joined = "".join(keys)  # TypeError unless every key is a str
+    except TypeError:
+        return False
+    return bool(keys) and "\x00" not in joined and min(map(len, keys)) > 0 and max(map(len, keys)) <= _FAST_KEY_CHARS
+
+
 class CacheManager:
     """Two-tier async cache. Backend faults never raise from its methods; mistakes do.
 
@@ -276,28 +285,38 @@ class CacheManager:
 
     async def mget(self, keys: Iterable[str], *, namespace: str | None = None) -> dict[str, Any]:
         """Values of the keys that are cached; misses are absent from the result."""
+        key_list = keys if type(keys) is list else list(keys)
+        if namespace is None and _all_short(key_list):
+            prefix = self._prefix  # as in `get`: short keys need no UTF-8 length check
+            fulls = [prefix + key for key in key_list]
+        else:
+            fulls = [self._full_key(key, namespace) for key in key_list]
         found: dict[str, Any] = {}
-        missing: list[tuple[str, str]] = []
-        prefix, short = self._prefix, namespace is None
-        for key in keys:
-            if short and type(key) is str and 0 < len(key) <= _FAST_KEY_CHARS and "\x00" not in key:
-                full = prefix + key  # as in `get`: a short key needs no UTF-8 length check
-            else:
-                full = self._full_key(key, namespace)
-            value = self._l1.get(full)
-            if value is MISS:
-                missing.append((key, full))
-            else:
-                found[key] = value
+        if self.config.l1_enabled:
+            missing: list[str] = []  # as the caller wrote them
+            missing_full: list[str] = []  # namespaced
+            l1_get = self._l1.get
+            for key, full in zip(key_list, fulls, strict=True):
+                value = l1_get(full)
+                if value is MISS:
+                    missing.append(key)
+                    missing_full.append(full)
+                else:
+                    found[key] = value
+        else:
+            missing, missing_full = key_list, fulls
+            self._l1.misses += len(fulls)  # what an always-empty L1 would have counted
         if not missing:
             return found
         self._check_open()
         if self._unsubscribe is None:
             await self._watch_remote_changes()
         generation = self._generation
-        blobs = await self._l2.mget([full for _, full in missing])
-        fill = self.config.l1_enabled and generation == self._generation
-        for (key, full), data in zip(missing, blobs, strict=True):
+        blobs = await self._l2.mget(missing_full)
+        if not self.config.l1_enabled:
+            return self._entries.decode_values(missing, blobs, self._prefix if namespace is None else f"{namespace}:")
+        fill = generation == self._generation
+        for key, full, data in zip(missing, missing_full, blobs, strict=True):
             if data is None:
                 continue
             frame = self._entries.decode(full, data)

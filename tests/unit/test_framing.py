@@ -6,7 +6,7 @@ import pytest
 
 from cachetier.codecs import JsonCodec
 from cachetier.errors import DeserializationError
-from cachetier.framing import FLAG_ZLIB, decode_frame, encode_frame
+from cachetier.framing import FLAG_ZLIB, decode_frame, decode_values, encode_frame
 
 codec = JsonCodec()
 
@@ -45,3 +45,26 @@ def test_foreign_codec_and_truncated_bytes_are_rejected() -> None:
         decode_frame(codec, bytes(data))
     with pytest.raises(DeserializationError):
         decode_frame(codec, b"\x01\x00")
+
+
+def test_decode_values_reads_what_decode_frame_reads_and_reports_the_rest() -> None:
+    expires = time.time() + 60
+    stored: dict[str, bytes | None] = {
+        "plain": encode_frame(codec, {"a": 1}, expires, (), False, 1024),
+        "tagged": encode_frame(codec, [1, 2], expires, ("ns:t1", "ns:t2"), False, 1024),
+        "compressed": encode_frame(codec, "x" * 10_000, expires, ("ns:t",), True, 1024),
+        "large": encode_frame(codec, {"big": "y" * 5000}, expires, (), False, 1024),
+        "typed": encode_frame(codec, {1, 2}, expires, (), False, 1024),
+        "counter": b"7",
+        "absent": None,
+        "short": b"\x01\x00\x01\x00",
+        "foreign": b"\x01\x00\x09" + b"\x00" * 10 + b"1",
+        "corrupt": encode_frame(codec, "v", expires, (), False, 1024)[:-1] + b"{",
+    }
+    errors: list[str] = []
+    found = decode_values(
+        codec, list(stored), list(stored.values()), view=True, on_error=lambda key, exc: errors.append(key)
+    )
+    readable = ("plain", "tagged", "compressed", "large", "typed", "counter")
+    assert found == {key: decode_frame(codec, stored[key] or b"").value for key in readable}
+    assert errors == ["short", "foreign", "corrupt"]
