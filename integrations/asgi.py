@@ -36,6 +36,7 @@ from cachetier.integrations.http_cache.flow import (
     store_items,
 )
 from cachetier.integrations.http_cache.headers import Headers
+from cachetier.integrations.http_cache.hits import ParsedValues
 from cachetier.integrations.http_cache.policy import (
     LOOKUP_METHODS,
     Decision,
@@ -47,7 +48,13 @@ from cachetier.integrations.http_cache.policy import (
     options_from,
 )
 from cachetier.integrations.http_cache.purge import check_purge
-from cachetier.integrations.http_cache.responses import Response, client_headers, entry_response, gateway_timeout
+from cachetier.integrations.http_cache.responses import (
+    Response,
+    client_headers,
+    entry_response,
+    gateway_timeout,
+    served,
+)
 from cachetier.integrations.http_cache.storage import PATH_SAFE
 
 logger = logging.getLogger("cachetier.http")
@@ -87,6 +94,7 @@ class CacheMiddleware:
         self.cache = cache
         self.clock = clock
         self.options = options_from(settings)
+        self.parsed = ParsedValues(self.options)
         self._flights: dict[str, asyncio.Event] = {}
         self._refreshing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -144,14 +152,14 @@ class _Responder:
         if self.request.method not in LOOKUP_METHODS:
             await self.forward(None, None)
             return
-        found: Found = await self.mw.read(lookup(self.request, self.options))
+        found: Found = await self.mw.read(lookup(self.request, self.mw.parsed))
         if await self.answer_from(found):
             return
         flight = self.mw._flights.get(found.url) if self.request.method == "GET" else None
         if flight is not None:  # another request is fetching this URL: wait for its stored copy
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(flight.wait(), self.options.lock_timeout)
-            found = await self.mw.read(lookup(self.request, self.options))
+            found = await self.mw.read(lookup(self.request, self.mw.parsed))
             if await self.answer_from(found):
                 return
         elif self.request.method == "GET":
@@ -174,14 +182,16 @@ class _Responder:
 
     async def answer_from(self, found: Found) -> bool:
         """Serve from storage when the decision allows it; False when the app must be asked."""
-        decision = decide(self.request, found.entry, self.mw.clock(), self.options)
+        prepared = found.prepared
+        now = self.mw.clock()
+        decision = decide(self.request, found.entry, now, self.options, prepared.facts if prepared else None)
         if decision.use is Use.GATEWAY_TIMEOUT:
             await self.respond(gateway_timeout())
             return True
-        if found.entry is None or decision.use is Use.VALIDATE:
+        if prepared is None or decision.use is Use.VALIDATE:
             return False
         x_cache = "HIT" if decision.use is Use.FRESH else "STALE"
-        await self.respond(entry_response(self.request, found.entry, self.mw.clock(), x_cache, self.options))
+        await self.respond(served(self.request, prepared, now, x_cache))
         if decision.use is Use.STALE_REVALIDATE:
             self.refresh_in_background(found)
         return True

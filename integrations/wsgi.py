@@ -38,6 +38,7 @@ from cachetier.integrations.http_cache.flow import (
     store_items,
 )
 from cachetier.integrations.http_cache.headers import Headers, get_first
+from cachetier.integrations.http_cache.hits import ParsedValues
 from cachetier.integrations.http_cache.policy import (
     LOOKUP_METHODS,
     Decision,
@@ -49,7 +50,13 @@ from cachetier.integrations.http_cache.policy import (
     options_from,
 )
 from cachetier.integrations.http_cache.purge import check_purge
-from cachetier.integrations.http_cache.responses import Response, client_headers, entry_response, gateway_timeout
+from cachetier.integrations.http_cache.responses import (
+    Response,
+    client_headers,
+    entry_response,
+    gateway_timeout,
+    served,
+)
 from cachetier.integrations.http_cache.storage import PATH_SAFE
 from cachetier.sync import SyncCache
 
@@ -88,6 +95,7 @@ class CacheMiddleware:
         self.cache = cache
         self.clock = clock
         self.options = options_from(settings)
+        self.parsed = ParsedValues(self.options)
         self._lock = threading.Lock()
         self._flights: dict[str, threading.Event] = {}
         self._refreshing: set[str] = set()
@@ -144,7 +152,7 @@ class _Responder:
     def run(self) -> Iterable[bytes]:
         if self.request.method not in LOOKUP_METHODS:
             return self.forward(None, None)
-        found: Found = self.mw.read(lookup(self.request, self.options))
+        found: Found = self.mw.read(lookup(self.request, self.mw.parsed))
         answer = self.answer_from(found)
         if answer is not None:
             return answer
@@ -158,7 +166,7 @@ class _Responder:
                     leader = True
         if flight is not None and not leader:  # another thread is fetching this URL: wait for its copy
             flight.wait(self.options.lock_timeout)
-            found = self.mw.read(lookup(self.request, self.options))
+            found = self.mw.read(lookup(self.request, self.mw.parsed))
             answer = self.answer_from(found)
             if answer is not None:
                 return answer
@@ -171,13 +179,15 @@ class _Responder:
                 flight.set()
 
     def answer_from(self, found: Found) -> Iterable[bytes] | None:
-        decision = decide(self.request, found.entry, self.mw.clock(), self.options)
+        prepared = found.prepared
+        now = self.mw.clock()
+        decision = decide(self.request, found.entry, now, self.options, prepared.facts if prepared else None)
         if decision.use is Use.GATEWAY_TIMEOUT:
             return self.respond(gateway_timeout())
-        if found.entry is None or decision.use is Use.VALIDATE:
+        if prepared is None or decision.use is Use.VALIDATE:
             return None
         x_cache = "HIT" if decision.use is Use.FRESH else "STALE"
-        answer = self.respond(entry_response(self.request, found.entry, self.mw.clock(), x_cache, self.options))
+        answer = self.respond(served(self.request, prepared, now, x_cache))
         if decision.use is Use.STALE_REVALIDATE:
             self.refresh_in_background(found)
         return answer

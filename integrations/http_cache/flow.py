@@ -17,16 +17,16 @@ from typing import Any
 from cachetier import EntryOptions, MSetItem
 from cachetier.integrations.http_cache.conditional import not_modified
 from cachetier.integrations.http_cache.headers import HOP_BY_HOP, Headers, format_http_date, get_first
+from cachetier.integrations.http_cache.hits import ParsedValues
 from cachetier.integrations.http_cache.policy import (
     Decision,
     Options,
     Request,
     authorization_allows,
-    response_policy,
     storable,
     storage_ttl,
 )
-from cachetier.integrations.http_cache.responses import client_headers, freshen, new_entry
+from cachetier.integrations.http_cache.responses import Prepared, client_headers, freshen, new_entry
 from cachetier.integrations.http_cache.storage import (
     StoredResponse,
     Variant,
@@ -48,17 +48,20 @@ class Found:
     url: str
     variants: list[Variant]
     entry: StoredResponse | None
+    prepared: Prepared | None = None  # the entry with its facts and client headers, when there is one
 
 
-def lookup(request: Request, options: Options) -> Generator[str, Any, Found]:
+def lookup(request: Request, parsed: ParsedValues) -> Generator[str, Any, Found]:
     """Read the URL's variant index, then the variant the request selects (RFC 9111 4.1)."""
     url = url_hash(request.host, request.path, request.query)
-    variants = parse_index((yield index_key(options.prefix, url)))
+    variants = parsed.variants((yield index_key(parsed.options.prefix, url)))
     chosen = select(variants, request.headers)
-    entry = None if chosen is None else StoredResponse.from_dict((yield chosen.key))
-    if entry is not None and request.authorized and not authorization_allows(response_policy(entry.headers, options)):
-        entry = None  # not even its validators may be used for this request (RFC 9111 3.5)
-    return Found(url, variants, entry)
+    prepared = None if chosen is None else parsed.prepared((yield chosen.key))
+    if prepared is None:
+        return Found(url, variants, None)
+    if request.authorized and not authorization_allows(prepared.facts.policy):
+        return Found(url, variants, None)  # not even its validators may be used for this request (RFC 9111 3.5)
+    return Found(url, variants, prepared.entry, prepared)
 
 
 def invalidation(urls: list[tuple[str, str, str]], options: Options) -> Generator[str, Any, list[str]]:

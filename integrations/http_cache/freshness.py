@@ -83,10 +83,14 @@ def freshness_lifetime(
     return heuristic_lifetime(status, directives, headers, response_time, heuristics)
 
 
-def current_age(entry: StoredResponse, now: float) -> float:
-    """RFC 9111 4.2.3: corrected initial age plus the time resident in this cache."""
+def corrected_initial_age(entry: StoredResponse) -> float:
+    """RFC 9111 4.2.3: the entry's age when it was received (it does not change while it is stored)."""
     age_value = delta_seconds((get_first(entry.headers, "age") or "").strip()) or 0
     apparent_age = max(0.0, entry.response_time - date_value(entry.headers, entry.response_time))
     response_delay = max(0.0, entry.response_time - entry.request_time)
-    corrected_initial_age = max(apparent_age, age_value + response_delay)
-    return corrected_initial_age + max(0.0, now - entry.response_time)
+    return max(apparent_age, age_value + response_delay)
+
+
+def current_age(entry: StoredResponse, now: float) -> float:
+    """RFC 9111 4.2.3: corrected initial age plus the time resident in this cache."""
+    return corrected_initial_age(entry) + max(0.0, now - entry.response_time)

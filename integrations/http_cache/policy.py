@@ -16,7 +16,12 @@ from cachetier import ConfigError
 from cachetier.integrations.cdn import render_tag_headers
 from cachetier.integrations.http_cache.conditional import has_validator
 from cachetier.integrations.http_cache.directives import Directives, delta_seconds, parse_cache_control, parse_targeted
-from cachetier.integrations.http_cache.freshness import Heuristics, current_age, freshness_lifetime
+from cachetier.integrations.http_cache.freshness import (
+    Heuristics,
+    corrected_initial_age,
+    current_age,
+    freshness_lifetime,
+)
 from cachetier.integrations.http_cache.headers import Headers, get_all, get_first
 from cachetier.integrations.http_cache.storage import StoredResponse, vary_names
 
@@ -242,14 +247,43 @@ class Decision:
     stale_if_error: bool = False  # whether the entry may stand in if the origin fails
 
 
-def decide(request: Request, entry: StoredResponse | None, now: float, options: Options) -> Decision:
-    """RFC 9111 4.2 / 4.2.4 / 5.2.1 and RFC 5861 for one request against one selected entry."""
-    asked = request.directives
-    if entry is None or (request.authorized and not authorization_allows(response_policy(entry.headers, options))):
-        return Decision(Use.GATEWAY_TIMEOUT if "only-if-cached" in asked else Use.VALIDATE)
+@dataclass(frozen=True, slots=True)
+class EntryFacts:
+    """What `decide` needs from a stored entry that does not change while it is stored."""
+
+    policy: ResponsePolicy
+    lifetime: float
+    initial_age: float  # RFC 9111 4.2.3 corrected initial age
+    response_time: float
+
+    def age(self, now: float) -> float:
+        """The entry's current age (RFC 9111 4.2.3), as `current_age` computes it."""
+        return self.initial_age + max(0.0, now - self.response_time)
+
+
+def entry_facts(entry: StoredResponse, options: Options) -> EntryFacts:
     policy = response_policy(entry.headers, options)
     lifetime = lifetime_of(entry, policy, options) or 0.0
-    age = current_age(entry, now)
+    return EntryFacts(policy, lifetime, corrected_initial_age(entry), entry.response_time)
+
+
+def decide(
+    request: Request, entry: StoredResponse | None, now: float, options: Options, facts: EntryFacts | None = None
+) -> Decision:
+    """RFC 9111 4.2 / 4.2.4 / 5.2.1 and RFC 5861 for one request against one selected entry.
+
+    `facts` are `entry_facts(entry, options)` when the caller already has them.
+    """
+    asked = request.directives
+    if entry is None:
+        return Decision(Use.GATEWAY_TIMEOUT if "only-if-cached" in asked else Use.VALIDATE)
+    if facts is None:
+        facts = entry_facts(entry, options)
+    policy = facts.policy
+    if request.authorized and not authorization_allows(policy):
+        return Decision(Use.GATEWAY_TIMEOUT if "only-if-cached" in asked else Use.VALIDATE)
+    lifetime = facts.lifetime
+    age = facts.age(now)
     must_validate = policy.unqualified("no-cache") or "no-cache" in asked
     max_age = delta_seconds(asked.get("max-age"))
     if max_age is not None and (max_age == 0 or age > max_age):

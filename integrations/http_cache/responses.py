@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import xxhash
 
 from cachetier.integrations.cdn import parse_tag_header, render_tag_headers
 from cachetier.integrations.http_cache.conditional import NOT_MODIFIED_FIELDS, not_modified
 from cachetier.integrations.http_cache.directives import field_names
-from cachetier.integrations.http_cache.freshness import current_age
 from cachetier.integrations.http_cache.headers import (
     Headers,
     format_http_date,
@@ -18,7 +18,7 @@ from cachetier.integrations.http_cache.headers import (
     strip_hop_by_hop,
     without,
 )
-from cachetier.integrations.http_cache.policy import Options, Request, response_policy
+from cachetier.integrations.http_cache.policy import EntryFacts, Options, Request, entry_facts, response_policy
 from cachetier.integrations.http_cache.storage import StoredResponse, vary_names, vary_values
 
 Response = tuple[int, Headers, bytes]
@@ -40,6 +40,15 @@ def client_headers(
     CDN tag fields rendered for `cdn_dialects`, `Age` when served from storage, and `X-Cache`."""
     if tags is None:
         tags = tags_of(headers, options)
+    out = visible_headers(headers, options, tags)
+    if age is not None:
+        out = replace(out, "age", str(int(age)))
+    out.append(("x-cache", x_cache))
+    return out
+
+
+def visible_headers(headers: Headers, options: Options, tags: tuple[str, ...]) -> Headers:
+    """`client_headers` before `Age` and `X-Cache`: stripped per options, CDN tag fields rendered."""
     drop = {"x-cache"}
     if options.strip_target_header:
         drop.add(options.target_header.lower())
@@ -49,9 +58,6 @@ def client_headers(
     if options.cdn_dialects and tags:
         rendered = [(name.lower(), value) for name, value in render_tag_headers(tags, options.cdn_dialects)]
         out = [*without(out, {name for name, _ in rendered}), *rendered]
-    if age is not None:
-        out = replace(out, "age", str(int(age)))
-    out.append(("x-cache", x_cache))
     return out
 
 
@@ -114,15 +120,39 @@ def freshen(
     )
 
 
-def entry_response(request: Request, entry: StoredResponse, now: float, x_cache: str, options: Options) -> Response:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A stored entry with what serving it needs computed once: its freshness facts and the client
+    headers that do not depend on the request (those before `Age`, `X-Cache` and `Content-Length`),
+    also latin-1 encoded for ASGI."""
+
+    entry: StoredResponse
+    facts: EntryFacts
+    headers: Headers
+    wire: list[tuple[bytes, bytes]]
+    content_length: str
+
+
+def prepare(entry: StoredResponse, options: Options) -> Prepared:
+    headers = without(visible_headers(entry.headers, options, entry.tags), ("age",))
+    wire = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    return Prepared(entry, entry_facts(entry, options), headers, wire, str(len(entry.body)))
+
+
+def served(request: Request, prepared: Prepared, now: float, x_cache: str) -> Response:
     """The stored response for this request: a 304 when the client's validators match, no body for HEAD."""
-    age = current_age(entry, now)
-    headers = client_headers(entry.headers, options, x_cache=x_cache, tags=entry.tags, age=age)
+    entry = prepared.entry
+    headers = [*prepared.headers, ("age", str(int(prepared.facts.age(now)))), ("x-cache", x_cache)]
     if not_modified(request.method, request.headers, entry.status, entry.headers, entry.response_time):
         kept = {*NOT_MODIFIED_FIELDS, "age", "x-cache"}
         return 304, [(name, value) for name, value in headers if name in kept], b""
-    headers.append(("content-length", str(len(entry.body))))
+    headers.append(("content-length", prepared.content_length))
     return entry.status, headers, b"" if request.method == "HEAD" else entry.body
+
+
+def entry_response(request: Request, entry: StoredResponse, now: float, x_cache: str, options: Options) -> Response:
+    """`served` for an entry not prepared beforehand."""
+    return served(request, prepare(entry, options), now, x_cache)
 
 
 def gateway_timeout() -> Response:
