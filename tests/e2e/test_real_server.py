@@ -133,15 +133,6 @@ def test_real_server_miss_hit_write_and_purge(server: Server) -> None:
         assert (after.headers["x-cache"], after.json()["name"]) == ("MISS", "Ada L.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: SQLiteAdapter runs on its own ThreadPoolExecutor, which concurrent.futures' interpreter-exit "
-        "hook shuts down before atexit handlers run, so SyncCache.close() registered with atexit (the only exit "
-        "hook a WSGI app has) logs 'closing L2 sqlite failed (RuntimeError: cannot schedule new futures after "
-        "shutdown)' and never closes the SQLite connection"
-    ),
-)
 def test_flask_app_owning_its_cache_closes_it_cleanly_at_interpreter_exit(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if not name.startswith(CACHE_VARIABLES)}
     env.update(PURGE_TOKEN=TOKEN, PYTHONPATH=str(EXAMPLES), CACHE_DATABASE_URL=f"sqlite:///{tmp_path / 'c.sqlite3'}")

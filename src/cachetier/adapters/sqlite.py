@@ -183,6 +183,10 @@ class SQLiteAdapter:
                 await asyncio.wait([task])
         try:
             await loop.run_in_executor(self._executor, self._disconnect)
+        except RuntimeError:
+            # At interpreter exit concurrent.futures stops its workers before atexit
+            # handlers run; the worker is gone, so close the connection from here.
+            self._disconnect()
         finally:
             # Queued work (the disconnect above, if this call was cancelled) still runs.
             self._executor.shutdown(wait=False)
@@ -218,7 +222,9 @@ class SQLiteAdapter:
 
     def _connect(self) -> sqlite3.Connection:
         # Autocommit mode: transactions are exactly our BEGIN ... COMMIT; `timeout` is the busy timeout.
-        conn = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT, isolation_level=None)
+        # check_same_thread=False only so that close() can run at interpreter exit (below);
+        # every other use stays on the worker thread.
+        conn = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         try:
             _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
