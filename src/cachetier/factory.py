@@ -7,7 +7,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from cachetier.codecs import Codec
@@ -18,7 +18,8 @@ from cachetier.selection import Candidate, SelectingAdapter, is_postgres_url, re
 
 logger = logging.getLogger("cachetier")
 
-HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+HealthCheck = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
+"""A coroutine function, so `SyncCache.run(health_check())` works as well as `await`."""
 
 
 def create_cache(config: CacheConfig | None = None, **overrides: Any) -> CacheManager:
