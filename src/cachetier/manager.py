@@ -98,6 +98,7 @@ class CacheManager:
             recovery_timeout=self.config.recovery_timeout,
         )
         self._reason = reason
+        self._selector: object | None = None  # a resolved `SelectingAdapter`, once bypassed
         self._on_close = on_close
         self._generation = 0
         self._flights = SingleFlight()
@@ -118,7 +119,7 @@ class CacheManager:
         """One line saying why this L2 is in use (including any fallback at start)."""
         if self._reason is not None:
             return self._reason
-        return str(getattr(self._l2.adapter, "reason", "given explicitly"))
+        return str(getattr(self._selector or self._l2.adapter, "reason", "given explicitly"))
 
     def _full_key(self, key: str, namespace: str | None) -> str:
         check_key(key)
@@ -234,6 +235,9 @@ class CacheManager:
         try:
             if resolve is not None:
                 adapter = await resolve()
+                # Later calls go straight to the chosen backend: one await less per operation.
+                # The selector stays reachable for its `reason`; closing either closes the backend.
+                self._selector, self._l2.adapter = self._l2.adapter, adapter
             if isinstance(adapter, InvalidationSource):
                 self._unsubscribe = await adapter.subscribe_invalidations(self._prefix, self._on_remote_change)
         except Exception as exc:
