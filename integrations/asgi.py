@@ -49,6 +49,7 @@ from cachetier.integrations.http_cache.policy import (
 )
 from cachetier.integrations.http_cache.purge import check_purge
 from cachetier.integrations.http_cache.responses import (
+    Prepared,
     Response,
     client_headers,
     entry_response,
@@ -191,7 +192,7 @@ class _Responder:
         if prepared is None or decision.use is Use.VALIDATE:
             return False
         x_cache = "HIT" if decision.use is Use.FRESH else "STALE"
-        await self.respond(served(self.request, prepared, now, x_cache))
+        await self.respond_stored(prepared, now, x_cache)
         if decision.use is Use.STALE_REVALIDATE:
             self.refresh_in_background(found)
         return True
@@ -225,6 +226,18 @@ class _Responder:
         status, headers, body = response
         await self.send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def respond_stored(self, prepared: Prepared, now: float, x_cache: str) -> None:
+        """`respond(served(...))`, with the stored headers encoded once per entry rather than per hit."""
+        request = self.request
+        if request.conditional or request.method != "GET":
+            await self.respond(served(request, prepared, now, x_cache))
+            return
+        age = str(int(prepared.facts.age(now))).encode("latin-1")
+        length = prepared.content_length.encode("latin-1")
+        headers = [*prepared.wire, (b"age", age), (b"x-cache", x_cache.encode("latin-1")), (b"content-length", length)]
+        await self.send({"type": "http.response.start", "status": prepared.entry.status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": prepared.entry.body, "more_body": False})
 
     async def forward(self, found: Found | None, decision: Decision | None) -> None:
         """Ask the app (conditionally when revalidating), then serve, store or stream its answer."""

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 from cachetier import ConfigError
 from cachetier.integrations.cdn import render_tag_headers
-from cachetier.integrations.http_cache.conditional import has_validator
+from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS, has_validator
 from cachetier.integrations.http_cache.directives import Directives, delta_seconds, parse_cache_control, parse_targeted
 from cachetier.integrations.http_cache.freshness import (
     Heuristics,
@@ -131,24 +131,40 @@ def options_from(settings: Settings) -> Options:
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """A request as the cache sees it; what the rules ask of its headers is read once, at construction."""
+
     method: str
     host: str
     path: str
     query: str
     headers: Headers
+    directives: Directives = field(init=False, repr=False, compare=False)
+    """Request Cache-Control; `Pragma: no-cache` counts only without it (RFC 9111 5.4)."""
+    authorized: bool = field(init=False, repr=False, compare=False)
+    conditional: bool = field(init=False, repr=False, compare=False)
+    """Whether it carries a validator the cache may answer with a 304 (If-None-Match, If-Modified-Since)."""
 
-    @property
-    def directives(self) -> Directives:
-        """Request Cache-Control; `Pragma: no-cache` counts only without it (RFC 9111 5.4)."""
-        values = get_all(self.headers, "cache-control")
-        if values:
-            return parse_cache_control(values)
-        pragma = ",".join(get_all(self.headers, "pragma")).lower()
-        return {"no-cache": None} if "no-cache" in pragma else {}
-
-    @property
-    def authorized(self) -> bool:
-        return get_first(self.headers, "authorization") is not None
+    def __post_init__(self) -> None:
+        cache_control: list[str] = []
+        pragma: list[str] = []
+        authorized = conditional = False
+        for name, value in self.headers:
+            if name == "cache-control":
+                cache_control.append(value)
+            elif name == "pragma":
+                pragma.append(value)
+            elif name == "authorization":
+                authorized = True
+            elif name in CONDITIONAL_FIELDS:
+                conditional = True
+        if cache_control:
+            directives: Directives = parse_cache_control(cache_control)
+        else:
+            directives = {"no-cache": None} if "no-cache" in ",".join(pragma).lower() else {}
+        # frozen: the derived fields are set once here, as dataclasses itself does
+        object.__setattr__(self, "directives", directives)
+        object.__setattr__(self, "authorized", authorized)
+        object.__setattr__(self, "conditional", conditional)
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,7 +143,9 @@ def served(request: Request, prepared: Prepared, now: float, x_cache: str) -> Re
     """The stored response for this request: a 304 when the client's validators match, no body for HEAD."""
     entry = prepared.entry
     headers = [*prepared.headers, ("age", str(int(prepared.facts.age(now)))), ("x-cache", x_cache)]
-    if not_modified(request.method, request.headers, entry.status, entry.headers, entry.response_time):
+    if request.conditional and not_modified(
+        request.method, request.headers, entry.status, entry.headers, entry.response_time
+    ):
         kept = {*NOT_MODIFIED_FIELDS, "age", "x-cache"}
         return 304, [(name, value) for name, value in headers if name in kept], b""
     headers.append(("content-length", prepared.content_length))
