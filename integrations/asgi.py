@@ -142,7 +142,7 @@ class _Responder:
         self.receive = receive
         self._send = send
         self.started = False
-        self.release: Callable[[], None] = lambda: None
+        self.release: Callable[[], None] = _no_flight
         self.request = request_of(scope)
 
     async def send(self, message: Message) -> None:
@@ -340,6 +340,10 @@ class _Responder:
         await self.mw.cache.mset(store_items(found, entry, self.mw.clock(), self.options))
         self.release()
         await self.respond(entry_response(self.request, live, self.mw.clock(), "MISS", self.options))
+
+
+def _no_flight() -> None:
+    return None
 
 
 def _decode(headers: Sequence[tuple[bytes, bytes]]) -> Headers:

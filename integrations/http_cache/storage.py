@@ -140,7 +140,7 @@ def parse_index(data: object) -> list[Variant]:
 def select(variants: list[Variant], request_headers: Headers) -> Variant | None:
     """The newest variant the request matches (RFC 9111 4.1: most recent wins)."""
     for variant in variants:
-        if matches(variant.vary, request_headers):
+        if not variant.vary or matches(variant.vary, request_headers):
             return variant
     return None
 
