@@ -114,6 +114,7 @@ class RedisAdapter:
         self._closers: list[Callable[[], Awaitable[None]]] = [client.aclose] if close_client else []
         self._feeds: list[InvalidationFeed] = []
         self._write = client.register_script(redis_scripts.WRITE)
+        self._set_untagged = client.register_script(redis_scripts.SET_UNTAGGED)
         self._expire = client.register_script(redis_scripts.EXPIRE)
         self._invalidate = client.register_script(redis_scripts.INVALIDATE)
 
@@ -225,6 +226,8 @@ class RedisAdapter:
         for feed in self._feeds:
             feed.expect(key, value)
         with _backend_errors("set"):
+            if not tags and not await self._set_untagged([key, _tag_list(key)], [value, _ms(ttl)]):
+                return  # written: the key had no tags to leave
             await self._write_entry(L2Entry(key, value, ttl, tags), ())
 
     async def mset(self, entries: Sequence[L2Entry]) -> None:

@@ -56,6 +56,16 @@ return 0
 """
 )
 
+# KEYS: value key, its tag-list key. ARGV: value, ttl ms.
+# The common untagged write, without WRITE's tag bookkeeping. Returns 0 once written, or
+# 1 without writing when the key carries tags now (the caller then uses WRITE, which
+# also takes the key out of its old tags' indexes).
+SET_UNTAGGED: Final = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 0
+"""
+
 # KEYS: value key, its tag-list key, then the index keys of the tags in ARGV[2..].
 # ARGV: ttl ms, tags...
 # Returns 1 (TTL reset), 0 (no such key), or the key's tag list to retry with, as in WRITE.
