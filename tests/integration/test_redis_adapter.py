@@ -120,6 +120,15 @@ async def test_rewriting_a_key_moves_it_out_of_old_tag_indexes(adapter: RedisAda
     assert await raw.exists("{k:" + prefix + "k}") == 0
 
 
+async def test_concurrent_gets_each_return_their_own_key_when_batched(adapter: RedisAdapter, prefix: str) -> None:
+    await adapter.mset([L2Entry(f"{prefix}{i}", str(i).encode(), 60) for i in range(300)])
+    keys = [f"{prefix}{random.randrange(400)}" for _ in range(2000)]
+    values = await asyncio.gather(*(adapter.get(key) for key in keys))
+    for key, found in zip(keys, values, strict=True):
+        number = int(key.removeprefix(prefix))
+        assert found == (str(number).encode() if number < 300 else None)
+
+
 async def test_mset_with_a_duplicate_key_keeps_the_last_entry(adapter: RedisAdapter, prefix: str) -> None:
     a, b = prefix + "a", prefix + "b"
     await adapter.set(prefix + "k", b"0", 60, (a,))

@@ -61,6 +61,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from cachetier.adapters import redis_scripts
+from cachetier.adapters.redis_batching import GetBatcher
 from cachetier.adapters.redis_tracking import InvalidationFeed
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
@@ -106,12 +107,17 @@ class RedisAdapter:
 
     name = "redis"
 
-    def __init__(self, client: Redis, *, close_client: bool = False) -> None:
-        """Wrap `client` (``decode_responses=False``); close it in `close()` only if `close_client`."""
+    def __init__(self, client: Redis, *, close_client: bool = False, batch_gets: bool = True) -> None:
+        """Wrap `client` (``decode_responses=False``); close it in `close()` only if `close_client`.
+
+        With `batch_gets`, GETs issued while others are in flight go out together
+        as one MGET (`cachetier.adapters.redis_batching`); a lone GET is sent at once.
+        """
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ConfigError("RedisAdapter needs a client with decode_responses=False (values are bytes)")
         self._client = client
         self._closers: list[Callable[[], Awaitable[None]]] = [client.aclose] if close_client else []
+        self._batcher = GetBatcher(client) if batch_gets else None
         self._feeds: list[InvalidationFeed] = []
         self._write = client.register_script(redis_scripts.WRITE)
         self._set_untagged = client.register_script(redis_scripts.SET_UNTAGGED)
@@ -212,6 +218,8 @@ class RedisAdapter:
         return adapter
 
     async def get(self, key: str) -> bytes | None:
+        if self._batcher is not None:
+            return await self._batcher.get(key)
         with _backend_errors("get"):
             return cast(bytes | None, await self._client.get(key))
 
@@ -376,6 +384,8 @@ class RedisAdapter:
     async def close(self) -> None:
         """Close the client, pool and Sentinel connections this adapter created; idempotent."""
         closers, self._closers = self._closers, []
+        if self._batcher is not None:
+            await self._batcher.close()
         with _backend_errors("close"):
             for closer in closers:
                 await closer()
