@@ -19,6 +19,8 @@ from typing import Any
 
 from cachetier.sentinel import MISS, Missing
 
+_now = time.time  # a module global: one lookup less on every read
+
 _MAX_FREQ = 3
 _SMALL_SHARE = 0.1
 
@@ -68,24 +70,22 @@ class L1Store:
     def get(self, key: str) -> Any | Missing:
         """The live value, or `MISS`."""
         entry = self._data.get(key)
-        if entry is None:
-            self.misses += 1
-            return MISS
-        if entry.expires_at <= time.time():
-            self._discard(entry)
-            self.misses += 1
-            return MISS
-        if entry.freq < _MAX_FREQ:
-            entry.freq += 1
-        self.hits += 1
-        return entry.value
+        if entry is not None and entry.expires_at > _now():
+            if entry.freq < _MAX_FREQ:
+                entry.freq += 1
+            self.hits += 1
+            return entry.value
+        if entry is not None:
+            self._discard(entry)  # expired
+        self.misses += 1
+        return MISS
 
     def peek(self, key: str) -> Any | Missing:
         """Like `get` but never mutates the store beyond counters, so other
         threads may call it while the owning event loop writes (the GIL makes
         the dict read atomic; a racy counter is harmless)."""
         entry = self._data.get(key)
-        if entry is None or entry.expires_at <= time.time():
+        if entry is None or entry.expires_at <= _now():
             self.misses += 1
             return MISS
         self.hits += 1

@@ -216,6 +216,12 @@ async def test_invalid_keys_raise_invalid_key_error(cache: CacheManager, key: An
         await cache.get(key)
 
 
+async def test_get_with_an_unknown_keyword_raises_type_error(cache: CacheManager) -> None:
+    await cache.set("k", 1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nmespace'"):
+        await cache.get("k", nmespace="other")  # type: ignore[call-overload]
+
+
 @pytest.mark.parametrize("ttl", [0, -1, float("inf"), float("nan"), "60", True])
 async def test_invalid_ttls_raise_invalid_ttl_error(cache: CacheManager, ttl: Any) -> None:
     with pytest.raises(InvalidTTLError):
