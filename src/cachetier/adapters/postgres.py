@@ -167,10 +167,9 @@ class PostgresAdapter:
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        for key in keys:
-            _check_key(key)
-        found = {row[0]: row[1] for row in await self._run("mget", list(keys), method="fetch")}
-        return [found.get(key) for key in keys]
+        _check_keys(keys)
+        found: dict[str, bytes] = dict(await self._run("mget", list(keys), method="fetch"))  # rows of (key, value)
+        return list(map(found.get, keys))
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         _check_key(key)
@@ -285,6 +284,17 @@ def _check_key(key: str, error: type[ValueError] = InvalidKeyError, what: str = 
     # Four bytes per character at most, so short strings skip the encode.
     if "\x00" in key or (len(key) * 4 > MAX_KEY_BYTES and len(key.encode()) > MAX_KEY_BYTES):
         raise error(f"PostgreSQL {what} must be at most {MAX_KEY_BYTES} UTF-8 bytes, without NUL: {key[:40]!r}...")
+
+
+def _check_keys(keys: Sequence[str]) -> None:
+    """`_check_key` for each key, in one pass over all of them when every key is short."""
+    try:
+        short = "\x00" not in "".join(keys) and max(map(len, keys)) * 4 <= MAX_KEY_BYTES
+    except TypeError:  # a key that is no str: the per-key check below raises as before
+        short = False
+    if not short:
+        for key in keys:
+            _check_key(key)
 
 
 def _check_tags(tags: Sequence[str]) -> None:
