@@ -28,7 +28,11 @@ class CacheConfig:
 
     `l1_enabled=False` turns the in-process tier off (every read goes to L2;
     useful when another layer already holds values in memory, and for
-    measuring L2 on its own). TTLs and timeouts are seconds. `adapter="auto"` picks Redis when a Redis
+    measuring L2 on its own). `l1_change_feed` subscribes to the backend's
+    change feed where it has one (Redis client tracking), so L1 copies that
+    other processes changed are dropped within about a round trip instead of
+    living up to `l1_max_ttl`; it costs Redis write throughput (see README).
+    TTLs and timeouts are seconds. `adapter="auto"` picks Redis when a Redis
     URL or host is set and reachable, then PostgreSQL when `database_url` is a
     postgres URL, then the embedded SQLite file (see `cachetier.selection`).
     """
@@ -38,6 +42,7 @@ class CacheConfig:
     namespace: str = "cachetier"
     default_ttl: float = 3600.0
     l1_enabled: bool = True
+    l1_change_feed: bool = True
     max_memory_entries: int = 10_000
     max_memory_bytes: int | None = None
     l1_max_ttl: float | None = 60.0
@@ -160,6 +165,7 @@ _ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "CACHE_NAMESPACE": _env_field("namespace", _str),
     "CACHE_DEFAULT_TTL": _env_field("default_ttl", float),
     "CACHE_L1_ENABLED": _env_field("l1_enabled", _parse_bool),
+    "CACHE_L1_CHANGE_FEED": _env_field("l1_change_feed", _parse_bool),
     "CACHE_MAX_MEMORY_ENTRIES": _env_field("max_memory_entries", int),
     "CACHE_MAX_MEMORY_BYTES": _env_field("max_memory_bytes", int),
     "CACHE_L1_MAX_TTL": _env_field("l1_max_ttl", float),

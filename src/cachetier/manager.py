@@ -253,6 +253,8 @@ class CacheManager:
     async def _watch_remote_changes(self) -> None:
         """Subscribe once to the backend's change feed, if it has one, before L1 holds anything."""
         self._unsubscribe = _no_feed
+        if not (self.config.l1_enabled and self.config.l1_change_feed):
+            return
         adapter: Any = self._l2.adapter
         resolve = getattr(adapter, "resolve", None)  # SelectingAdapter picks its backend on first use
         try:
@@ -364,8 +366,12 @@ class CacheManager:
         self._check_open()
         if self._unsubscribe is None:
             await self._watch_remote_changes()
+        generation = self._generation
         await self._l2.set(full, data, seconds, tags)
-        self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
+        if generation == self._generation:
+            self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
+        else:  # a change (maybe another process's write to this key) landed meanwhile: L2 decides
+            self._l1.delete(full)
 
     async def set(
         self,
@@ -412,9 +418,16 @@ class CacheManager:
         if not entries:
             return
         self._check_open()
+        if self._unsubscribe is None:
+            await self._watch_remote_changes()
+        generation = self._generation
         await self._l2.mset(entries)
+        unchanged = generation == self._generation
         for full, value, expires_at, entry_tags, size in local:
-            self._l1.set(full, value, expires_at, entry_tags, size)
+            if unchanged:
+                self._l1.set(full, value, expires_at, entry_tags, size)
+            else:
+                self._l1.delete(full)
 
     @overload
     async def refresh(

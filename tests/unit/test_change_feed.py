@@ -1,0 +1,62 @@
+"""How the manager uses an adapter's change feed (the feed itself is tested on real Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from cachetier import MISS, CacheConfig, create_with_config
+from cachetier.adapters.memory import MemoryAdapter
+
+
+class FeedingAdapter(MemoryAdapter):
+    """A memory adapter with a change feed the test drives by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_change: Callable[[Sequence[str] | None], None] | None = None
+        self.during_set: Callable[[], None] | None = None
+
+    async def subscribe_invalidations(
+        self, prefix: str, on_change: Callable[[Sequence[str] | None], None]
+    ) -> Callable[[], Awaitable[None]]:
+        self.on_change = on_change
+
+        async def unsubscribe() -> None:
+            self.on_change = None
+
+        return unsubscribe
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        await super().set(key, value, ttl, tags)
+        if self.during_set is not None:
+            self.during_set()
+
+
+async def test_remote_change_drops_the_l1_copy() -> None:
+    adapter = FeedingAdapter()
+    async with create_with_config(adapter=adapter, namespace="f") as cache:
+        await cache.set("k", "mine")
+        assert cache.get_local("k") == "mine"
+        assert adapter.on_change is not None
+        adapter.on_change(["f:k"])
+        assert cache.get_local("k") is MISS
+        adapter.on_change(None)
+    assert adapter.on_change is None  # close() unsubscribed
+
+
+async def test_change_landing_during_our_write_keeps_l1_out_of_the_race() -> None:
+    adapter = FeedingAdapter()
+    async with create_with_config(adapter=adapter, namespace="f") as cache:
+        await cache.set("other", 1)
+        assert adapter.on_change is not None
+        feed = adapter.on_change
+        adapter.during_set = lambda: feed(["f:k"])  # another process wrote k right after us
+        await cache.set("k", "maybe overwritten")
+        assert cache.get_local("k") is MISS  # the next read asks L2, which holds the winner
+
+
+async def test_change_feed_can_be_turned_off() -> None:
+    adapter = FeedingAdapter()
+    async with create_with_config(CacheConfig(l1_change_feed=False), adapter=adapter) as cache:
+        await cache.set("k", 1)
+        assert adapter.on_change is None
