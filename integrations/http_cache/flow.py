@@ -137,7 +137,7 @@ def on_response(
     request_time, response_time = times
     if entry is not None and status == 304:
         fresh = freshen(entry, headers, request_time, response_time, options)
-        return Outcome(Next.SERVE_ENTRY, "REVALIDATED", fresh, store=True)
+        return Outcome(Next.SERVE_ENTRY, "REVALIDATED", fresh, store=still_storable(request, fresh, options))
     if entry is not None and decision is not None and decision.stale_if_error and status >= 500:
         return Outcome(Next.SERVE_ENTRY, "STALE", entry)
     if can_buffer and found is not None and storable(request, status, headers, response_time, options):
@@ -151,6 +151,8 @@ def on_response(
     if request.method == "HEAD" and status == 200 and entry is not None:  # RFC 9111 4.3.5
         if same_representation(entry, headers):
             updated = freshen(entry, headers, request_time, response_time, options)
+            if not still_storable(request, updated, options):
+                updated = None
         else:
             drop = True
     return Outcome(
@@ -162,6 +164,14 @@ def on_response(
         not_modified=matched,
         drop=drop,
     )
+
+
+def still_storable(request: Request, updated: StoredResponse, options: Options) -> bool:
+    """Whether an entry updated from a 304 or a HEAD response may still be stored and shared: the
+    update may have brought `Set-Cookie`, `private` or `no-store`, which are meant for this client only.
+    A HEAD request updates the stored GET response, so it is judged as that GET."""
+    as_get = request if request.method == "GET" else dataclasses.replace(request, method="GET")
+    return storable(as_get, updated.status, updated.headers, updated.response_time, options)
 
 
 def same_representation(entry: StoredResponse, headers: Headers) -> bool:

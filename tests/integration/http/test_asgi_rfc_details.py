@@ -208,3 +208,29 @@ async def test_response_with_trailers_streams_through_unstored(cache: CacheManag
     await CacheMiddleware(app, cache=cache)(scope, receive, send)
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body", "http.response.trailers"]
     assert sent[0]["trailers"] is True
+
+
+async def test_set_cookie_on_a_304_is_given_to_that_client_but_never_stored(
+    client: httpx.AsyncClient, origin: Origin, clock: Clock
+) -> None:
+    origin.reply = replying(200, [("cache-control", "max-age=10"), ("etag", '"v1"')], b"page")
+    await client.get("/page")
+    clock.advance(20)
+    origin.reply = replying(304, [("cache-control", "max-age=10"), ("set-cookie", "session=alice")])
+    revalidated = await client.get("/page")
+    assert (revalidated.headers["x-cache"], revalidated.headers["set-cookie"]) == ("REVALIDATED", "session=alice")
+    origin.reply = replying(304, [("cache-control", "max-age=10")])
+    other_user = await client.get("/page")
+    assert "set-cookie" not in other_user.headers
+
+
+async def test_a_304_that_makes_the_entry_private_stops_it_being_served_to_others(
+    client: httpx.AsyncClient, origin: Origin, clock: Clock
+) -> None:
+    origin.reply = replying(200, [("cache-control", "max-age=10"), ("etag", '"v1"')], b"page")
+    await client.get("/page")
+    clock.advance(20)
+    origin.reply = replying(304, [("cache-control", "private, max-age=60")])
+    assert (await client.get("/page")).status_code == 200
+    origin.reply = replying(200, [("cache-control", "private")], b"mine")
+    assert (await client.get("/page")).headers["x-cache"] != "HIT"
