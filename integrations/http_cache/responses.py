@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import xxhash
 
+from cachetier import MAX_TAG_BYTES
 from cachetier.integrations.cdn import parse_tag_header, render_tag_headers
 from cachetier.integrations.http_cache.conditional import NOT_MODIFIED_FIELDS, not_modified
 from cachetier.integrations.http_cache.directives import field_names
@@ -25,12 +26,20 @@ Response = tuple[int, Headers, bytes]
 
 
 def tags_of(headers: Headers, options: Options) -> tuple[str, ...]:
-    """Tags the app put on a response (`Cache-Tag` or the configured name, `Surrogate-Key`, `xkey`)."""
+    """Tags the app put on a response (`Cache-Tag` or the configured name, `Surrogate-Key`, `xkey`).
+
+    A tag the cache would reject (longer than `MAX_TAG_BYTES`, or with NUL/U+001F) is left out
+    rather than failing the response: no purge could name it anyway.
+    """
     tags: dict[str, None] = {}
     for name, value in headers:
         if name in options.tag_headers:
-            tags.update(dict.fromkeys(parse_tag_header(value)))
+            tags.update(dict.fromkeys(tag for tag in parse_tag_header(value) if _holdable(tag)))
     return tuple(tags)
+
+
+def _holdable(tag: str) -> bool:
+    return "\x00" not in tag and "\x1f" not in tag and len(tag.encode()) <= MAX_TAG_BYTES
 
 
 def client_headers(

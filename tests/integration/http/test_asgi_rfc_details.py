@@ -234,3 +234,13 @@ async def test_a_304_that_makes_the_entry_private_stops_it_being_served_to_other
     assert (await client.get("/page")).status_code == 200
     origin.reply = replying(200, [("cache-control", "private")], b"mine")
     assert (await client.get("/page")).headers["x-cache"] != "HIT"
+
+
+async def test_a_tag_the_cache_cannot_hold_does_not_fail_the_response(
+    client: httpx.AsyncClient, origin: Origin
+) -> None:
+    long_tag = "t" * 300
+    origin.reply = replying(200, [("cache-control", "max-age=60"), ("cache-tag", f"ok {long_tag}")], b"page")
+    first = await client.get("/page")
+    assert (first.status_code, first.text) == (200, "page")
+    assert (await client.get("/page")).headers["x-cache"] == "HIT"
