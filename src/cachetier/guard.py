@@ -14,6 +14,7 @@ is cleared on recovery instead, which is safe because it only over-invalidates.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -85,6 +86,7 @@ class GuardedAdapter:
         self._pending_tags: dict[str, None] = {}
         self._pending_prefixes: dict[str, None] = {}
         self._pending_overflow = False
+        self._replay_lock = asyncio.Lock()
 
     @property
     def name(self) -> str:
@@ -108,23 +110,42 @@ class GuardedAdapter:
             self._pending_overflow = True
 
     async def _replay_pending(self) -> None:
-        adapter = self.adapter
-        if self._pending_overflow:
-            await adapter.clear(self.namespace_prefix)
-            self._pending_overflow = False
-            self._pending_prefixes.clear()
-            self._pending_keys.clear()
-            self._pending_tags.clear()
-            return
-        for prefix in list(self._pending_prefixes):
-            await adapter.clear(prefix)
-            del self._pending_prefixes[prefix]
-        if self._pending_tags:
-            await adapter.invalidate_tags(list(self._pending_tags))
-            self._pending_tags.clear()
-        for key in list(self._pending_keys):
-            await adapter.delete(key)
-            del self._pending_keys[key]
+        # One replay at a time, and every call waits for it: a call must not reach the
+        # backend before the invalidations it may depend on. What is replayed is taken
+        # out first, so invalidations remembered meanwhile stay pending for the next replay.
+        async with self._replay_lock:
+            if not self._has_pending():
+                return
+            adapter = self.adapter
+            if self._pending_overflow:
+                prefixes = {self.namespace_prefix: None, **self._pending_prefixes}
+                self._pending_overflow = False
+                self._pending_prefixes, self._pending_keys, self._pending_tags = {}, {}, {}
+                try:
+                    for prefix in list(prefixes):
+                        await adapter.clear(prefix)
+                        del prefixes[prefix]
+                except BaseException:
+                    self._pending_overflow = True
+                    self._pending_prefixes.update(prefixes)
+                    raise
+                return
+            prefixes, tags, keys = self._pending_prefixes, self._pending_tags, self._pending_keys
+            self._pending_prefixes, self._pending_tags, self._pending_keys = {}, {}, {}
+            try:
+                for prefix in list(prefixes):
+                    await adapter.clear(prefix)
+                    del prefixes[prefix]
+                if tags:
+                    await adapter.invalidate_tags(list(tags))
+                    tags.clear()
+                for key in list(keys):
+                    await adapter.delete(key)
+                    del keys[key]
+            except BaseException:
+                self._remember(keys=list(keys), tags=list(tags))
+                self._pending_prefixes.update(prefixes)
+                raise
 
     async def _call(
         self,
@@ -139,7 +160,7 @@ class GuardedAdapter:
                 on_failure()
             return fallback
         try:
-            if self._has_pending():
+            if self._has_pending() or self._replay_lock.locked():
                 await self._replay_pending()
             result = await call()
         except _PROGRAMMER_ERRORS:
@@ -234,7 +255,7 @@ class GuardedAdapter:
         """Probe the backend even when the circuit is open, so health checks see recovery."""
         started = time.perf_counter()
         try:
-            if self._has_pending():
+            if self._has_pending() or self._replay_lock.locked():
                 await self._replay_pending()
             await self.adapter.ping()
         except Exception as exc:

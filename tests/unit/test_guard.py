@@ -155,3 +155,60 @@ async def test_invalidations_missed_during_outage_are_replayed_on_recovery(
     finally:
         await cache.close()
         await other_process.close()
+
+
+class SlowAdapter(SwitchableAdapter):
+    """Deletes and tag invalidations take a while, so calls overlap a replay in progress."""
+
+    async def delete(self, key: str) -> bool:
+        self._check()
+        await asyncio.sleep(0.01)
+        return await MemoryAdapter.delete(self, key)
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        self._check()
+        await asyncio.sleep(0.05)
+        return await MemoryAdapter.invalidate_tags(self, tags)
+
+
+async def test_concurrent_calls_after_recovery_replay_once_and_drop_no_writes() -> None:
+    adapter = SlowAdapter()
+    config = CacheConfig(namespace="g", failure_threshold=2, recovery_timeout=0.2)
+    async with create_with_config(config, adapter=adapter) as cache:
+        adapter.down = True
+        for key in ("a", "b", "c"):
+            await cache.delete(key)
+        errors = (await cache.get_stats()).l2.errors  # circuit open: no call, so no replay yet
+        adapter.down = False
+        await asyncio.sleep(0.25)
+        await asyncio.gather(*(cache.set(f"n{i}", i) for i in range(10)))
+        stats = await cache.get_stats()
+        assert stats.l2.errors == errors
+        assert stats.l2.circuit == "closed"
+        assert stats.l2.healthy is True
+        for i in range(10):
+            assert await adapter.get(f"g:n{i}") is not None
+
+
+async def test_a_tag_invalidation_missed_during_a_replay_is_replayed_later() -> None:
+    adapter = SlowAdapter()
+    config = CacheConfig(namespace="g", failure_threshold=100, recovery_timeout=0.2)
+    async with create_with_config(config, adapter=adapter) as cache:
+        await cache.set("one", "old", tags=["t1"])
+        await cache.set("two", "old", tags=["t2"])
+        adapter.down = True
+        await cache.invalidate_by_tag("t1")
+        adapter.down = False
+        replaying = asyncio.create_task(cache.get("other"))  # replays t1, slowly
+        await asyncio.sleep(0.01)
+        adapter.down = True
+        await cache.invalidate_by_tag("t2")  # fails: must stay pending
+        adapter.down = False
+        await replaying
+        assert await cache.is_healthy() is True
+        other_process = create_with_config(CacheConfig(namespace="g"), adapter=adapter)
+        try:
+            assert await other_process.get("one") is None
+            assert await other_process.get("two") is None
+        finally:
+            await other_process.close()
