@@ -10,9 +10,16 @@ from typing import Any
 from cachetier.errors import NotAnIntegerError
 from cachetier.protocols import L2Entry
 
+_MIN_SWEEP = 1024  # entries before the first sweep of expired ones
+
 
 class MemoryAdapter:
-    """Dict-backed storage with lazy expiry; every method is atomic because it never awaits."""
+    """Dict-backed storage with lazy expiry; every method is atomic because it never awaits.
+
+    Expired entries go when read, and in a sweep each time the number of
+    entries doubles, so keys written once and never read again are reclaimed
+    at amortized O(1) per write.
+    """
 
     name = "memory"
 
@@ -20,6 +27,7 @@ class MemoryAdapter:
         self._values: dict[str, tuple[bytes, float]] = {}
         self._key_tags: dict[str, tuple[str, ...]] = {}
         self._tag_keys: dict[str, set[str]] = {}
+        self._sweep_at = _MIN_SWEEP
 
     def _live(self, key: str) -> bytes | None:
         item = self._values.get(key)
@@ -40,8 +48,16 @@ class MemoryAdapter:
                     del self._tag_keys[tag]
         return found
 
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for key in [key for key, (_, expires) in self._values.items() if expires <= now]:
+            self._remove(key)
+        self._sweep_at = max(_MIN_SWEEP, 2 * len(self._values))
+
     def _store(self, key: str, value: bytes, ttl: float, tags: Sequence[str]) -> None:
         self._remove(key)
+        if len(self._values) >= self._sweep_at:
+            self._sweep()
         self._values[key] = (value, time.monotonic() + ttl)
         if tags:
             self._key_tags[key] = tuple(tags)
@@ -96,14 +112,13 @@ class MemoryAdapter:
 
     async def clear(self, prefix: str) -> int:
         doomed = [key for key in self._values if key.startswith(prefix)]
-        for key in doomed:
-            self._remove(key)
-        return len(doomed)
+        return sum(self._live(key) is not None and self._remove(key) for key in doomed)
 
     async def ping(self) -> None:
         return None
 
     async def stats(self) -> dict[str, Any]:
+        self._sweep()
         return {"entries": len(self._values), "tags": len(self._tag_keys)}
 
     async def close(self) -> None:
