@@ -359,3 +359,12 @@ async def test_unreachable_server_raises_backend_error_quickly(table: str) -> No
             await adapter.ping()
         assert time.monotonic() - started < 2
         await adapter.close()
+
+
+async def test_a_table_dropped_by_someone_else_is_recreated(pg: PostgresAdapter, db: Any, table: str) -> None:
+    await pg.set("k", b"v", 60)
+    await db.execute(f'DROP TABLE "{table}"')  # another adapter's drop_on_close, or a manual reset
+    assert await pg.get("k") is None
+    await pg.set("k", b"w", 60, ["t"])
+    assert await pg.get("k") == b"w"
+    assert await pg.invalidate_tags(["t"]) == 1

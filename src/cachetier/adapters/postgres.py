@@ -10,6 +10,7 @@ Design decisions:
   `invalidate_tags` is one `DELETE ... WHERE tags && $1` served by a GIN index.
 - The table and indexes are created on first use (`IF NOT EXISTS`) under a
   transaction-scoped advisory lock: concurrent CREATEs otherwise collide on pg_type.
+  A statement that finds the table gone (dropped by someone else) recreates it and runs again.
 - Expiry is lazy: every read filters `expires_at > now()`; a background task
   (started on first use) deletes expired rows in bounded batches.
 - Connections come from `ConnectionStack`, a minimal pool created on first
@@ -154,7 +155,13 @@ class PostgresAdapter:
         """Run one statement, turning faults (never caller mistakes) into BackendError."""
         try:
             pool = self._pool if self._pool is not None else await self._start()
-            return await pool.run(method, self._sql[op], *args)
+            try:
+                return await pool.run(method, self._sql[op], *args)
+            except asyncpg.UndefinedTableError:
+                # Dropped behind our back (another adapter's drop_on_close, a manual reset):
+                # recreate it, or every later call would fail until the process restarts.
+                await pool.run("execute", self._sql["create"])
+                return await pool.run(method, self._sql[op], *args)
         except (ValueError, TypeError):  # asyncpg's client-side DataError: a bad argument, not a fault
             raise
         except _FAULTS as exc:
