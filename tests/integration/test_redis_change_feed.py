@@ -254,3 +254,13 @@ async def test_a_server_refusing_tracking_leaves_the_manager_working_without_a_f
         async with manager(url, namespace) as cache:
             await cache.set("k", "v")
             assert await cache.get("k") == "v"
+
+
+async def test_unsubscribing_leaves_nothing_behind_in_the_adapter(redis_url: str, namespace: str) -> None:
+    adapter = RedisAdapter.from_url(redis_url)
+    closers = len(adapter._closers)
+    for _ in range(3):
+        unsubscribe = await adapter.subscribe_invalidations(namespace + ":", lambda keys: None)
+        await unsubscribe()
+    assert len(adapter._closers) == closers  # each subscription held its feed until the adapter closed
+    await adapter.close()

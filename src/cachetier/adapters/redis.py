@@ -376,6 +376,8 @@ class RedisAdapter:
         async def unsubscribe() -> None:
             if feed in self._feeds:
                 self._feeds.remove(feed)
+            if unsubscribe in self._closers:
+                self._closers.remove(unsubscribe)
             await feed.close()
 
         self._closers.insert(0, unsubscribe)
