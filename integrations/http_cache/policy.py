@@ -17,9 +17,11 @@ from cachetier.integrations.cdn import render_tag_headers
 from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS, has_validator
 from cachetier.integrations.http_cache.directives import Directives, delta_seconds, parse_cache_control, parse_targeted
 from cachetier.integrations.http_cache.freshness import (
+    HEURISTICALLY_CACHEABLE,
     Heuristics,
     corrected_initial_age,
     current_age,
+    explicit_lifetime,
     freshness_lifetime,
 )
 from cachetier.integrations.http_cache.headers import Headers, get_all, get_first
@@ -213,7 +215,10 @@ def authorization_allows(policy: ResponsePolicy) -> bool:
 
 def storable(request: Request, status: int, headers: Headers, received: float, options: Options) -> bool:
     """RFC 9111 3 for a shared cache, plus: Set-Cookie is not stored (unless allowed), nor `Vary: *`,
-    nor a response with neither freshness nor a validator (it could never be reused)."""
+    nor a response with neither freshness nor a validator (it could never be reused).
+
+    A status that is not cacheable by default (302, 401, 500, ...) needs explicit freshness
+    (`max-age`, `s-maxage`, `Expires`) or `public`; a validator alone does not make it storable."""
     if request.method not in STORABLE_METHODS or status not in UNDERSTOOD_STATUS:
         return False
     policy = response_policy(headers, options)
@@ -226,6 +231,13 @@ def storable(request: Request, status: int, headers: Headers, received: float, o
     if get_first(headers, "set-cookie") is not None and not options.cache_set_cookie:
         return False
     if vary_names(headers) is None:
+        return False
+    if not (
+        status in HEURISTICALLY_CACHEABLE
+        or policy.has("public")
+        or policy.has("must-understand")
+        or explicit_lifetime(policy.directives, headers, received, targeted=policy.targeted) is not None
+    ):
         return False
     lifetime = freshness_lifetime(
         status, policy.directives, headers, received, options.heuristics, targeted=policy.targeted

@@ -71,6 +71,14 @@ def test_responses_without_freshness_or_validator_are_not_stored() -> None:
     assert can_store(None, ("last-modified", format_http_date(T0 - 3600)))
 
 
+@pytest.mark.parametrize("status", [302, 401, 500])
+def test_a_validator_alone_does_not_make_a_status_without_default_caching_storable(status: int) -> None:
+    assert not can_store(None, ("etag", '"v"'), status=status)
+    assert not can_store("stale-while-revalidate=60", status=status)
+    assert can_store("max-age=0", ("etag", '"v"'), status=status)
+    assert can_store("public", ("etag", '"v"'), status=status)
+
+
 def test_vary_star_is_not_stored() -> None:
     assert not can_store("max-age=60", ("vary", "*"))
 
