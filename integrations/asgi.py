@@ -47,7 +47,7 @@ from cachetier.integrations.http_cache.policy import (
     invalidated_urls,
     options_from,
 )
-from cachetier.integrations.http_cache.purge import check_purge
+from cachetier.integrations.http_cache.purge import MAX_PURGE_BODY, TOO_LARGE, PurgeAnswer, check_purge, refuse_purge
 from cachetier.integrations.http_cache.responses import (
     Prepared,
     Response,
@@ -367,13 +367,8 @@ def purge_endpoint(cache: CacheManager, *, token: str) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        status, payload, tags = check_purge(scope["method"].upper(), _decode(scope["headers"]), body, token)
+        method, headers = scope["method"].upper(), _decode(scope["headers"])
+        status, payload, tags = refuse_purge(method, headers, token) or await read_purge(method, headers, receive)
         if tags:
             try:
                 payload = {"purged": await cache.invalidate_by_tags(tags), "tags": tags}
@@ -383,5 +378,18 @@ def purge_endpoint(cache: CacheManager, *, token: str) -> ASGIApp:
         headers = [("content-type", "application/json"), ("content-length", str(len(data)))]
         await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
         await send({"type": "http.response.body", "body": data, "more_body": False})
+
+    async def read_purge(method: str, headers: Headers, receive: Receive) -> PurgeAnswer:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_PURGE_BODY:
+                return TOO_LARGE
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return check_purge(method, headers, b"".join(chunks), token)
 
     return app

@@ -49,7 +49,7 @@ from cachetier.integrations.http_cache.policy import (
     invalidated_urls,
     options_from,
 )
-from cachetier.integrations.http_cache.purge import check_purge
+from cachetier.integrations.http_cache.purge import MAX_PURGE_BODY, TOO_LARGE, check_purge, refuse_purge
 from cachetier.integrations.http_cache.responses import (
     Response,
     client_headers,
@@ -341,9 +341,14 @@ def purge_endpoint(cache: SyncCache, *, token: str) -> WSGIApp:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
         request = request_of(environ)
-        status, payload, tags = check_purge(request.method, request.headers, body, token)
+        answer = refuse_purge(request.method, request.headers, token)
+        if answer is None and length > MAX_PURGE_BODY:
+            answer = TOO_LARGE
+        if answer is None:
+            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            answer = check_purge(request.method, request.headers, body, token)
+        status, payload, tags = answer
         if tags:
             try:
                 payload = {"purged": cache.invalidate_by_tags(tags), "tags": tags}

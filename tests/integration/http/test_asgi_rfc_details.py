@@ -11,7 +11,8 @@ import pytest
 from http_origin import Clock, Origin, replying
 
 from cachetier import CacheManager
-from cachetier.integrations.asgi import CacheMiddleware
+from cachetier.integrations.asgi import CacheMiddleware, purge_endpoint
+from cachetier.integrations.http_cache.purge import MAX_PURGE_BODY
 
 
 async def test_stored_copy_omits_hop_by_hop_and_connection_listed_fields(
@@ -244,3 +245,24 @@ async def test_a_tag_the_cache_cannot_hold_does_not_fail_the_response(
     first = await client.get("/page")
     assert (first.status_code, first.text) == (200, "page")
     assert (await client.get("/page")).headers["x-cache"] == "HIT"
+
+
+async def test_purge_endpoint_refuses_before_reading_the_body_and_caps_its_size(cache: CacheManager) -> None:
+    endpoint = purge_endpoint(cache, token="tok")
+    received: list[int] = []
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        received.append(1)
+        return {"type": "http.request", "body": b"x" * 65536, "more_body": True}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "headers": [], "path": "/"}
+    await endpoint(scope, receive, send)
+    assert (sent[0]["status"], received) == (401, [])
+    authorized = {**scope, "headers": [(b"authorization", b"Bearer tok")]}
+    await endpoint(authorized, receive, send)
+    assert sent[2]["status"] == 413
+    assert len(received) * 65536 <= MAX_PURGE_BODY + 65536

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import flask
 import httpx
@@ -237,6 +239,25 @@ def test_wsgi_purge_endpoint(sync_cache: SyncCache) -> None:
         assert http.get("/", headers={"Authorization": "Bearer tok"}).status_code == 405
         ok = http.post("/", json={"tags": ["a"]}, headers={"Authorization": "Bearer tok"})
         assert ok.json() == {"purged": 0, "tags": ["a"]}
+
+
+def test_wsgi_purge_endpoint_refuses_before_reading_the_body_and_caps_its_size(sync_cache: SyncCache) -> None:
+    endpoint = purge_endpoint(sync_cache, token="tok")
+
+    class Unreadable(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            raise AssertionError("the body was read")
+
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> Any:
+        statuses.append(status)
+        return lambda data: None
+
+    environ = {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "999999999", "wsgi.input": Unreadable()}
+    endpoint(environ, start_response)
+    endpoint({**environ, "HTTP_AUTHORIZATION": "Bearer tok"}, start_response)
+    assert [status.split()[0] for status in statuses] == ["401", "413"]
 
 
 def test_stale_if_error_on_5xx(client: httpx.Client, site: Site, clock: Clock) -> None:
