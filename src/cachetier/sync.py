@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from typing import Any, TypeVar
 
 from cachetier.api_types import MSetItem
+from cachetier.errors import CacheClosedError
 from cachetier.manager import CacheManager
 from cachetier.sentinel import MISS
 from cachetier.stats import CacheStats
@@ -33,14 +34,42 @@ class SyncCache:
     def __init__(self, manager: CacheManager) -> None:
         self.manager = manager
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="cachetier-sync", daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._serve, name="cachetier-sync", daemon=True)
+        self._submitting = threading.Lock()  # no call is submitted once close() has been
         self._closed = False
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self._loop.run_forever()
+        # close() stopped the loop: cancel what still runs, so no caller waits forever.
+        tasks = asyncio.all_tasks(self._loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self._loop.close()
+
+    def _submit(self, coroutine: Coroutine[Any, Any, _T]) -> Future[_T]:
+        with self._submitting:
+            if self._closed:
+                coroutine.close()
+                raise CacheClosedError("this SyncCache is closed")
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    def _result(self, future: Future[_T]) -> _T:
+        try:
+            return future.result()
+        except CancelledError:
+            if self._closed:
+                raise CacheClosedError("this SyncCache was closed during the call") from None
+            raise
 
     def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        """Run a coroutine on the facade's loop and wait for its result."""
-        future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        return future.result()
+        """Run a coroutine on the facade's loop and wait for its result.
+
+        Raises `CacheClosedError` once `close()` has been called.
+        """
+        return self._result(self._submit(coroutine))
 
     def get(self, key: str, loader: Callable[[], Any] | None = None, *, default: Any = None, **options: Any) -> Any:
         value = self.manager.get_local(key, namespace=options.get("namespace"))
@@ -67,7 +96,7 @@ class SyncCache:
             wanted.set_result(None)
             return await asyncio.wrap_future(result)
 
-        outcome = asyncio.run_coroutine_threadsafe(start(bridge), self._loop)
+        outcome = self._submit(start(bridge))
         pending: list[Future[Any]] = [outcome, wanted]
         wait(pending, return_when=FIRST_COMPLETED)
         if wanted.done():
@@ -75,7 +104,7 @@ class SyncCache:
                 result.set_result(loader())
             except BaseException as exc:
                 result.set_exception(exc)
-        return outcome.result()
+        return self._result(outcome)
 
     def set(self, key: str, value: Any, **options: Any) -> None:
         self.run(self.manager.set(key, value, **options))
@@ -121,15 +150,16 @@ class SyncCache:
 
     def close(self) -> None:
         """Close the manager and stop the loop thread; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._submitting:
+            if self._closed:
+                return
+            closing = asyncio.run_coroutine_threadsafe(self.manager.close(), self._loop)
+            self._closed = True
         try:
-            self.run(self.manager.close())
+            closing.result()
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
-            self._loop.close()
 
     def __enter__(self) -> SyncCache:
         return self

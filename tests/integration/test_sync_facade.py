@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from cachetier import create_for_testing
+from cachetier import CacheClosedError, CacheConfig, create_for_testing, create_with_config
+from cachetier.adapters.memory import MemoryAdapter
 from cachetier.sync import SyncCache
 
 
@@ -81,3 +83,40 @@ def test_l1_hit_is_answered_without_a_loop_round_trip(cache: SyncCache) -> None:
     started = time.perf_counter()
     assert cache.get("k") == "v"
     assert time.perf_counter() - started < 0.1
+
+
+def test_a_closed_facade_raises_cache_closed_error() -> None:
+    facade = SyncCache(create_for_testing())
+    facade.set("k", 1)
+    facade.close()
+    with pytest.raises(CacheClosedError):
+        facade.get("k")
+    with pytest.raises(CacheClosedError):
+        facade.set("k", 2)
+    with pytest.raises(CacheClosedError):
+        facade.get("k", lambda: 3)
+
+
+def test_a_call_in_flight_when_the_facade_closes_does_not_hang() -> None:
+    class SlowAdapter(MemoryAdapter):
+        async def get(self, key: str) -> bytes | None:
+            await asyncio.sleep(30)
+            return None
+
+    facade = SyncCache(create_with_config(CacheConfig(), adapter=SlowAdapter()))
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(facade.get("k"))
+        except Exception as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.1)
+    facade.close()
+    reader.join(timeout=2)
+    assert not reader.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], CacheClosedError)
