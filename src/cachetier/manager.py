@@ -289,14 +289,17 @@ class CacheManager:
         compress: bool | None,
         namespace: str | None,
     ) -> Any:
+        generation = self._generation
+
         async def load_and_store() -> Any:
-            generation = self._generation
             value = await self._call_loader(loader)
             if generation == self._generation:
                 await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
             return value
 
-        return await self._flights.run(full, load_and_store)
+        # A caller arriving after an invalidation must not join a load that started before it
+        # (that load may have read the data the invalidation was about): flights are per generation.
+        return await self._flights.run(f"{full}\x00{generation}", load_and_store)
 
     async def _call_loader(self, loader: Loader[Any]) -> Any:
         self._loader_calls += 1

@@ -306,3 +306,22 @@ async def test_refresh_does_not_store_a_value_loaded_across_an_invalidation(cach
 
     assert await cache.refresh("k", loader, tags=["users"]) == "loaded before the invalidation finished"
     assert await cache.exists("k") is False
+
+
+async def test_a_get_after_an_invalidation_does_not_join_a_load_that_started_before_it(cache: CacheManager) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def old_loader() -> str:
+        started.set()
+        await release.wait()
+        return "read before the delete"
+
+    first = asyncio.create_task(cache.get("k", old_loader))
+    await started.wait()
+    await cache.delete("k")  # the source changed: later reads must not see what was read before
+    second = asyncio.create_task(cache.get("k", lambda: "read after the delete"))
+    await asyncio.sleep(0.01)
+    release.set()
+    assert await first == "read before the delete"
+    assert await second == "read after the delete"
+    assert await cache.get("k") == "read after the delete"
