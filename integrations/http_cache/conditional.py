@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+import xxhash
+
 from cachetier.integrations.http_cache.headers import Headers, combined, get_first, parse_http_date, without
 from cachetier.integrations.http_cache.storage import StoredResponse
 
@@ -70,12 +72,23 @@ def not_modified(method: str, request_headers: Headers, status: int, headers: He
     return (received if modified is None else modified) <= since
 
 
+def generated_etag(body: bytes) -> str:
+    """Strong and deterministic: the same body gives the same ETag in every process, across restarts."""
+    return f'"{xxhash.xxh3_64_hexdigest(body)}"'
+
+
 def validating_headers(request_headers: Headers, entry: StoredResponse | None) -> Headers:
-    """Request headers for the origin: the client's own validators replaced by the stored entry's."""
+    """Request headers for the origin: the client's own validators replaced by the stored entry's.
+
+    An ETag the cache generated is not sent: the app never issued it, so it could not match, and
+    (RFC 9110 13.2.2) its If-None-Match would make the app ignore If-Modified-Since.
+    """
     headers = without(request_headers, CONDITIONAL_FIELDS)
     if entry is None:
         return headers
     etag = get_first(entry.headers, "etag")
+    if etag is not None and etag == generated_etag(entry.body):
+        etag = None
     if etag is not None:
         if '"' not in etag:  # a bare token from a sloppy origin: send it as the entity-tag it meant
             etag = f'"{etag.strip()}"'

@@ -5,11 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import xxhash
-
 from cachetier import MAX_TAG_BYTES
 from cachetier.integrations.cdn import parse_tag_header, render_tag_headers
-from cachetier.integrations.http_cache.conditional import NOT_MODIFIED_FIELDS, not_modified
+from cachetier.integrations.http_cache.conditional import NOT_MODIFIED_FIELDS, generated_etag, not_modified
 from cachetier.integrations.http_cache.directives import field_names
 from cachetier.integrations.http_cache.headers import (
     Headers,
@@ -99,11 +97,6 @@ def new_entry(
         vary=vary_values(request.headers, vary_names(headers) or []),
         tags=tags_of(headers, options),
     )
-
-
-def generated_etag(body: bytes) -> str:
-    """Strong and deterministic: the same body gives the same ETag in every process, across restarts."""
-    return f'"{xxhash.xxh3_64_hexdigest(body)}"'
 
 
 def freshen(

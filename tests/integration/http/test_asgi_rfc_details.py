@@ -266,3 +266,17 @@ async def test_purge_endpoint_refuses_before_reading_the_body_and_caps_its_size(
     await endpoint(authorized, receive, send)
     assert sent[2]["status"] == 413
     assert len(received) * 65536 <= MAX_PURGE_BODY + 65536
+
+
+async def test_revalidation_sends_only_the_apps_validators_not_a_generated_etag(
+    client: httpx.AsyncClient, origin: Origin, clock: Clock
+) -> None:
+    modified = "Tue, 14 Nov 2023 00:00:00 GMT"
+    origin.reply = replying(200, [("cache-control", "max-age=10"), ("last-modified", modified)], b"page")
+    first = await client.get("/page")
+    assert "etag" in first.headers  # generated for clients
+    clock.advance(20)
+    origin.reply = replying(304, [("cache-control", "max-age=10")])
+    assert (await client.get("/page")).headers["x-cache"] == "REVALIDATED"
+    sent = origin.seen[-1][2]
+    assert (sent.get("if-modified-since"), "if-none-match" in sent) == (modified, False)
