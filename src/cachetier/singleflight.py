@@ -12,9 +12,10 @@ _T = TypeVar("_T")
 class SingleFlight:
     """The first caller for a key runs `work`; callers arriving while it runs await its outcome.
 
-    An exception reaches every waiter. A cancelled leader cancels the shared
-    future (its waiters see CancelledError); a cancelled follower leaves the
-    leader running, because it waits through `asyncio.shield`.
+    An exception reaches every waiter. When the leader is cancelled (say its
+    client went away) the waiters are not: one of them runs its own `work` and
+    the others wait for that. A cancelled follower leaves the leader running,
+    because it waits through `asyncio.shield`.
     """
 
     def __init__(self) -> None:
@@ -23,7 +24,13 @@ class SingleFlight:
     async def run(self, key: str, work: Callable[[], Awaitable[_T]]) -> _T:
         running = self._running.get(key)
         if running is not None:
-            shared: _T = await asyncio.shield(running)
+            try:
+                shared: _T = await asyncio.shield(running)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not running.cancelled() or (task is not None and task.cancelling()):
+                    raise  # this caller was cancelled, not the leader
+                return await self.run(key, work)
             return shared
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._running[key] = future

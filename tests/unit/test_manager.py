@@ -325,3 +325,22 @@ async def test_a_get_after_an_invalidation_does_not_join_a_load_that_started_bef
     assert await first == "read before the delete"
     assert await second == "read after the delete"
     assert await cache.get("k") == "read after the delete"
+
+
+async def test_waiters_of_a_cancelled_loader_call_load_for_themselves(cache: CacheManager) -> None:
+    started = asyncio.Event()
+
+    async def hanging() -> str:
+        started.set()
+        await asyncio.sleep(30)
+        return "never"
+
+    leader = asyncio.create_task(cache.get("k", hanging))  # e.g. a request whose client went away
+    await started.wait()
+    follower = asyncio.create_task(cache.get("k", lambda: "loaded"))
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    assert await follower == "loaded"
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert await cache.get("k") == "loaded"
