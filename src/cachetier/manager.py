@@ -635,7 +635,10 @@ class CacheManager:
             self._closed = True
             self._l1.clear()
             if self._unsubscribe is not None:
-                await self._unsubscribe()
+                try:
+                    await self._unsubscribe()
+                except Exception as exc:  # a backend fault: the backend is still closed below
+                    logger.warning("cachetier: leaving the change feed failed (%s: %s)", type(exc).__name__, exc)
             await self._l2.close()
 
     async def start(self) -> CacheManager:

@@ -60,3 +60,25 @@ async def test_change_feed_can_be_turned_off() -> None:
     async with create_with_config(CacheConfig(l1_change_feed=False), adapter=adapter) as cache:
         await cache.set("k", 1)
         assert adapter.on_change is None
+
+
+async def test_close_releases_the_backend_even_when_unsubscribing_fails() -> None:
+    closed: list[bool] = []
+
+    class BrokenFeedAdapter(FeedingAdapter):
+        async def subscribe_invalidations(
+            self, prefix: str, on_change: Callable[[Sequence[str] | None], None]
+        ) -> Callable[[], Awaitable[None]]:
+            async def unsubscribe() -> None:
+                raise ConnectionError("connection reset")
+
+            return unsubscribe
+
+        async def close(self) -> None:
+            closed.append(True)
+            await super().close()
+
+    cache = create_with_config(adapter=BrokenFeedAdapter(), namespace="f")
+    await cache.set("k", 1)
+    await cache.close()  # a backend fault: logged, not raised
+    assert closed == [True]
