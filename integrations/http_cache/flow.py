@@ -155,15 +155,22 @@ def on_response(
                 updated = None
         else:
             drop = True
+    passed = client_headers(sent, options, x_cache=x_cache)
+    if matched:  # RFC 9110 15.4.5: a 304 carries no representation metadata (nor a Content-Length for a body it lacks)
+        passed = [(name, value) for name, value in passed if not _representation_field(name)]
     return Outcome(
         Next.PASS,
         x_cache,
         updated,
         store=updated is not None,
-        headers=client_headers(sent, options, x_cache=x_cache),
+        headers=passed,
         not_modified=matched,
         drop=drop,
     )
+
+
+def _representation_field(name: str) -> bool:
+    return (name.startswith("content-") and name != "content-location") or name == "transfer-encoding"
 
 
 def still_storable(request: Request, updated: StoredResponse, options: Options) -> bool:

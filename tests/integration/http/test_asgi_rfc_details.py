@@ -280,3 +280,15 @@ async def test_revalidation_sends_only_the_apps_validators_not_a_generated_etag(
     assert (await client.get("/page")).headers["x-cache"] == "REVALIDATED"
     sent = origin.seen[-1][2]
     assert (sent.get("if-modified-since"), "if-none-match" in sent) == (modified, False)
+
+
+async def test_a_304_made_from_an_unstored_response_carries_no_content_length(
+    client: httpx.AsyncClient, origin: Origin
+) -> None:
+    # uvicorn's httptools server fails a 304 whose Content-Length promises the 200's body.
+    headers = [("cache-control", "private"), ("etag", '"v1"'), ("content-length", "4"), ("content-type", "text/plain")]
+    origin.reply = replying(200, headers, b"mine")
+    response = await client.get("/page", headers={"If-None-Match": '"v1"'})
+    assert (response.status_code, response.headers["etag"], response.content) == (304, '"v1"', b"")
+    assert "content-length" not in response.headers
+    assert "content-type" not in response.headers
