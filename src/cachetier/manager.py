@@ -11,7 +11,8 @@ Coherence rules kept here:
   stop reads and loaders from filling the cache.
 * A loader's (or `refresh`'s) result is not stored when an invalidation
   finished while the loader ran (it may have read the data the invalidation
-  was about); the callers still receive it.
+  was about), nor when this process wrote the key meanwhile (the write is
+  newer); the callers still receive it.
 * L1 copies expire no later than their L2 copy (the frame carries its expiry)
   and no later than `l1_max_ttl`, which bounds staleness of L1s in other
   processes.
@@ -103,6 +104,7 @@ class CacheManager:
         self._on_close = on_close
         self._generation = 0
         self._flights = SingleFlight()
+        self._loading: dict[str, list[int]] = {}  # key -> [writes since its loads began, loads running]
         self._unsubscribe: Callable[[], Awaitable[None]] | None = None
         self._loader_calls = 0
         self._closed = False
@@ -131,6 +133,12 @@ class CacheManager:
     def _full_tags(self, tags: Iterable[str] | None, namespace: str | None) -> tuple[str, ...]:
         prefix = self._namespace if namespace is None else check_namespace(namespace)
         return tuple(f"{prefix}:{tag}" for tag in check_tags(tags))
+
+    def _written(self, full: str) -> None:
+        """Note a write of `full`, so a load of it that began earlier does not overwrite it."""
+        loading = self._loading.get(full)
+        if loading is not None:
+            loading[0] += 1
 
     def _ttl(self, ttl: float | None) -> float:
         return self.config.default_ttl if ttl is None else check_ttl(ttl)
@@ -292,8 +300,16 @@ class CacheManager:
         generation = self._generation
 
         async def load_and_store() -> Any:
-            value = await self._call_loader(loader)
-            if generation == self._generation:
+            loading = self._loading.setdefault(full, [0, 0])
+            loading[1] += 1
+            writes = loading[0]
+            try:
+                value = await self._call_loader(loader)
+            finally:
+                loading[1] -= 1
+                if not loading[1]:
+                    del self._loading[full]
+            if generation == self._generation and writes == loading[0]:
                 await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
             return value
 
@@ -391,7 +407,9 @@ class CacheManager:
         Raises `SerializationError` for values the codec cannot encode. When L2
         is down the write is kept in L1 only and counted as dropped.
         """
-        await self._store(self._full_key(key, namespace), value, ttl, self._full_tags(tags, namespace), compress)
+        full = self._full_key(key, namespace)
+        self._written(full)
+        await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
 
     async def mset(
         self,
@@ -417,6 +435,7 @@ class CacheManager:
             entry_tags = self._full_tags(options.get("tags", tags), namespace)
             data, expires_at = self._entries.encode(item[1], seconds, entry_tags, options.get("compress", compress))
             entries.append(L2Entry(full, data, seconds, entry_tags))
+            self._written(full)
             local.append((full, item[1], self._entries.l1_expiry(expires_at), entry_tags, len(data)))
         if not entries:
             return
@@ -476,6 +495,7 @@ class CacheManager:
         generation = self._generation
         value = await self._call_loader(loader)
         if generation == self._generation:
+            self._written(full)
             await self._store(full, value, ttl, full_tags, compress)
         return value
 

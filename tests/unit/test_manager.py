@@ -344,3 +344,23 @@ async def test_waiters_of_a_cancelled_loader_call_load_for_themselves(cache: Cac
     with pytest.raises(asyncio.CancelledError):
         await leader
     assert await cache.get("k") == "loaded"
+
+
+async def test_a_set_during_a_load_is_not_overwritten_by_the_loaded_value() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def loader() -> str:
+        started.set()
+        await release.wait()
+        return "read before the set"
+
+    adapter = MemoryAdapter()
+    async with create_with_config(adapter=adapter, namespace="unit") as cache:
+        task = asyncio.create_task(cache.get("k", loader))
+        await started.wait()
+        await cache.set("k", "written")
+        release.set()
+        assert await task == "read before the set"
+        assert await cache.get("k") == "written"
+        other_process = create_with_config(adapter=adapter, namespace="unit")
+        assert await other_process.get("k") == "written"
