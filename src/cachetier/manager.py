@@ -300,22 +300,27 @@ class CacheManager:
         generation = self._generation
 
         async def load_and_store() -> Any:
-            loading = self._loading.setdefault(full, [0, 0])
-            loading[1] += 1
-            writes = loading[0]
-            try:
-                value = await self._call_loader(loader)
-            finally:
-                loading[1] -= 1
-                if not loading[1]:
-                    del self._loading[full]
-            if generation == self._generation and writes == loading[0]:
+            value, written = await self._call_loader_for(full, loader)
+            if generation == self._generation and not written:
                 await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
             return value
 
         # A caller arriving after an invalidation must not join a load that started before it
         # (that load may have read the data the invalidation was about): flights are per generation.
         return await self._flights.run(f"{full}\x00{generation}", load_and_store)
+
+    async def _call_loader_for(self, full: str, loader: Loader[Any]) -> tuple[Any, bool]:
+        """`loader()`'s result, and whether this process wrote `full` while it ran."""
+        loading = self._loading.setdefault(full, [0, 0])
+        loading[1] += 1
+        writes = loading[0]
+        try:
+            value = await self._call_loader(loader)
+        finally:
+            loading[1] -= 1
+            if not loading[1]:
+                del self._loading[full]
+        return value, writes != loading[0]
 
     async def _call_loader(self, loader: Loader[Any]) -> Any:
         self._loader_calls += 1
@@ -487,14 +492,14 @@ class CacheManager:
     ) -> Any:
         """Run `loader` and store its result whether or not the key was cached.
 
-        As with `get`, the result is not stored when an invalidation finished
-        while the loader ran.
+        As with `get`, the result is not stored when an invalidation finished,
+        or this process wrote the key, while the loader ran.
         """
         full = self._full_key(key, namespace)
         full_tags = self._full_tags(tags, namespace)
         generation = self._generation
-        value = await self._call_loader(loader)
-        if generation == self._generation:
+        value, written = await self._call_loader_for(full, loader)
+        if generation == self._generation and not written:
             self._written(full)
             await self._store(full, value, ttl, full_tags, compress)
         return value

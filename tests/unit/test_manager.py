@@ -364,3 +364,19 @@ async def test_a_set_during_a_load_is_not_overwritten_by_the_loaded_value() -> N
         assert await cache.get("k") == "written"
         other_process = create_with_config(adapter=adapter, namespace="unit")
         assert await other_process.get("k") == "written"
+
+
+async def test_a_set_during_a_refresh_is_not_overwritten_by_the_refreshed_value(cache: CacheManager) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def loader() -> str:
+        started.set()
+        await release.wait()
+        return "read before the set"
+
+    task = asyncio.create_task(cache.refresh("k", loader))
+    await started.wait()
+    await cache.set("k", "written")
+    release.set()
+    assert await task == "read before the set"
+    assert await cache.get("k") == "written"
