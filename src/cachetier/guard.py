@@ -8,8 +8,9 @@ then one trial call decides whether it closes again.
 Invalidations must survive an outage: a delete, tag invalidation or clear that
 could not reach the backend, and a write that was dropped (the backend may
 still hold the older value), are remembered and replayed before the backend
-serves anything again. If more than `max_pending` pile up, the whole namespace
-is cleared on recovery instead, which is safe because it only over-invalidates.
+serves anything again. If more than `max_pending` pile up, the namespaces they
+belong to are cleared on recovery instead, which is safe because it only
+over-invalidates.
 """
 
 from __future__ import annotations
@@ -85,7 +86,6 @@ class GuardedAdapter:
         self._pending_keys: dict[str, None] = {}
         self._pending_tags: dict[str, None] = {}
         self._pending_prefixes: dict[str, None] = {}
-        self._pending_overflow = False
         self._replay_lock = asyncio.Lock()
 
     @property
@@ -97,7 +97,7 @@ class GuardedAdapter:
         return self.breaker.state == "closed" and not self._has_pending()
 
     def _has_pending(self) -> bool:
-        return bool(self._pending_keys or self._pending_tags or self._pending_prefixes or self._pending_overflow)
+        return bool(self._pending_keys or self._pending_tags or self._pending_prefixes)
 
     def _remember(self, keys: Sequence[str] = (), tags: Sequence[str] = (), prefix: str | None = None) -> None:
         self._pending_keys.update(dict.fromkeys(keys))
@@ -105,9 +105,12 @@ class GuardedAdapter:
         if prefix is not None:
             self._pending_prefixes[prefix] = None
         if len(self._pending_keys) + len(self._pending_tags) > self.max_pending:
+            # Keys and tags are namespaced ("ns:..."); calls may name other namespaces than ours.
+            for name in (*self._pending_keys, *self._pending_tags):
+                namespace, colon, _ = name.partition(":")
+                self._pending_prefixes[namespace + colon if colon else self.namespace_prefix] = None
             self._pending_keys.clear()
             self._pending_tags.clear()
-            self._pending_overflow = True
 
     async def _replay_pending(self) -> None:
         # One replay at a time, and every call waits for it: a call must not reach the
@@ -117,19 +120,6 @@ class GuardedAdapter:
             if not self._has_pending():
                 return
             adapter = self.adapter
-            if self._pending_overflow:
-                prefixes = {self.namespace_prefix: None, **self._pending_prefixes}
-                self._pending_overflow = False
-                self._pending_prefixes, self._pending_keys, self._pending_tags = {}, {}, {}
-                try:
-                    for prefix in list(prefixes):
-                        await adapter.clear(prefix)
-                        del prefixes[prefix]
-                except BaseException:
-                    self._pending_overflow = True
-                    self._pending_prefixes.update(prefixes)
-                    raise
-                return
             prefixes, tags, keys = self._pending_prefixes, self._pending_tags, self._pending_keys
             self._pending_prefixes, self._pending_tags, self._pending_keys = {}, {}, {}
             try:

@@ -10,6 +10,7 @@ import pytest
 
 from cachetier import BackendError, CacheConfig, CacheManager, create_with_config
 from cachetier.adapters.memory import MemoryAdapter
+from cachetier.guard import GuardedAdapter
 from cachetier.protocols import L2Entry
 
 
@@ -212,3 +213,14 @@ async def test_a_tag_invalidation_missed_during_a_replay_is_replayed_later() -> 
             assert await other_process.get("two") is None
         finally:
             await other_process.close()
+
+
+async def test_pending_overflow_still_invalidates_keys_of_other_namespaces(adapter: SwitchableAdapter) -> None:
+    guard = GuardedAdapter(adapter, namespace_prefix="g:", failure_threshold=100, max_pending=2)
+    await adapter.set("other:k", b"old", 60)
+    adapter.down = True
+    for key in ("g:a", "g:b", "other:k"):  # `namespace="other"` on a cache of namespace "g"
+        await guard.delete(key)
+    adapter.down = False
+    assert await guard.ping() is True
+    assert await adapter.get("other:k") is None
