@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar, cast, get_args
 
 from cachetier.errors import ConfigError
+from cachetier.keys import MAX_TTL
 
 AdapterChoice = Literal["auto", "redis", "database", "memory", "sqlite", "postgres"]
 Environment = Literal["development", "production", "testing"]
@@ -32,9 +33,10 @@ class CacheConfig:
     change feed where it has one (Redis client tracking), so L1 copies that
     other processes changed are dropped within about a round trip instead of
     living up to `l1_max_ttl`; it costs Redis write throughput (see README).
-    TTLs and timeouts are seconds. `adapter="auto"` picks Redis when a Redis
-    URL or host is set and reachable, then PostgreSQL when `database_url` is a
-    postgres URL, then the embedded SQLite file (see `cachetier.selection`).
+    TTLs and timeouts are seconds. `adapter="auto"` picks, in production, Redis
+    when a Redis URL or host is set and reachable; otherwise (and as the
+    fallback) PostgreSQL when `database_url` is a postgres URL, else the
+    embedded SQLite file (see `cachetier.selection`).
     """
 
     adapter: AdapterChoice = "auto"
@@ -79,6 +81,8 @@ class CacheConfig:
             _check_positive(name, getattr(self, name))
         for name in ("max_memory_entries", "redis_max_connections", "database_pool_size", "failure_threshold"):
             _check_positive(name, getattr(self, name))
+        if not self.default_ttl <= MAX_TTL:  # also rejects infinity: every entry carries its expiry
+            raise ConfigError(f"default_ttl must be at most {MAX_TTL:.0f} seconds, got {self.default_ttl!r}")
         if self.l1_max_ttl is not None:
             _check_positive("l1_max_ttl", self.l1_max_ttl)
         if self.max_memory_bytes is not None:

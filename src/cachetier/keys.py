@@ -14,6 +14,9 @@ MAX_KEY_BYTES: Final = 1024
 MAX_TAG_BYTES: Final = 256
 """Longest tag accepted, in UTF-8 bytes."""
 
+MAX_TTL: Final = 100 * 365.25 * 86400
+"""Longest TTL accepted, in seconds (a century): expiries must fit the stored u64 milliseconds and the backends."""
+
 
 def check_key(key: object) -> str:
     """Return `key` when it is a non-empty str of at most `MAX_KEY_BYTES` UTF-8 bytes."""
@@ -48,11 +51,13 @@ def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def check_ttl(ttl: object, name: str = "ttl") -> float:
-    """A positive, finite number of seconds."""
+    """A positive, finite number of seconds, at most `MAX_TTL`."""
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise InvalidTTLError(f"{name} must be a number of seconds, got {type(ttl).__name__}")
     if not ttl > 0 or not math.isfinite(ttl):
         raise InvalidTTLError(f"{name} must be a positive finite number of seconds, got {ttl!r}")
+    if ttl > MAX_TTL:
+        raise InvalidTTLError(f"{name} must be at most {MAX_TTL:.0f} seconds (a century), got {ttl!r}")
     return float(ttl)
 
 

@@ -77,3 +77,9 @@ def test_config_is_frozen() -> None:
     config = CacheConfig()
     with pytest.raises(AttributeError):
         config.default_ttl = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("ttl", [float("inf"), 1e20])
+def test_a_default_ttl_no_entry_could_carry_raises_config_error(ttl: float) -> None:
+    with pytest.raises(ConfigError, match="default_ttl"):
+        CacheConfig(default_ttl=ttl)
