@@ -31,7 +31,7 @@ from cachetier.aside import CacheAside
 from cachetier.codecs import Codec, JsonCodec
 from cachetier.config import CacheConfig
 from cachetier.entries import EntryEncoder
-from cachetier.errors import CacheClosedError
+from cachetier.errors import CacheClosedError, NotAnIntegerError
 from cachetier.framing import Frame
 from cachetier.guard import GuardedAdapter
 from cachetier.keys import MAX_KEY_BYTES, check_key, check_namespace, check_tags, check_ttl
@@ -511,10 +511,11 @@ class CacheManager:
 
         Returns the new value, or None when L2 is unavailable (the count is
         not kept locally: a counter that silently forks per process is worse
-        than an explicit unknown). Raises `NotAnIntegerError` for non-integer values.
+        than an explicit unknown). Raises `NotAnIntegerError` for a non-integer
+        `by` or stored value.
         """
         if isinstance(by, bool) or not isinstance(by, int):
-            raise TypeError(f"by must be an int, got {type(by).__name__}")
+            raise NotAnIntegerError(f"by must be an int, got {type(by).__name__}")
         full = self._full_key(key, namespace)
         seconds = self._ttl(ttl)
         self._check_open()

@@ -222,7 +222,7 @@ async def test_get_with_an_unknown_keyword_raises_type_error(cache: CacheManager
         await cache.get("k", nmespace="other")  # type: ignore[call-overload]
 
 
-@pytest.mark.parametrize("ttl", [0, -1, float("inf"), float("nan"), "60", True])
+@pytest.mark.parametrize("ttl", [0, -1, float("inf"), float("nan"), "60", True, 1e20])
 async def test_invalid_ttls_raise_invalid_ttl_error(cache: CacheManager, ttl: Any) -> None:
     with pytest.raises(InvalidTTLError):
         await cache.set("k", 1, ttl=ttl)
@@ -380,3 +380,10 @@ async def test_a_set_during_a_refresh_is_not_overwritten_by_the_refreshed_value(
     release.set()
     assert await task == "read before the set"
     assert await cache.get("k") == "written"
+
+
+async def test_increment_by_a_non_integer_raises_a_cache_error(cache: CacheManager) -> None:
+    with pytest.raises(NotAnIntegerError):
+        await cache.increment("n", "1")  # type: ignore[arg-type]
+    with pytest.raises(NotAnIntegerError):
+        await cache.increment("n", 1.5)  # type: ignore[arg-type]
