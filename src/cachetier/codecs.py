@@ -122,5 +122,5 @@ class JsonCodec:
             if data[:1] == _TAGGED_MARK:
                 return _revive(orjson.loads(data[1:]))
             return orjson.loads(data)
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        except (orjson.JSONDecodeError, ValueError, TypeError, ArithmeticError) as exc:  # Decimal: InvalidOperation
             raise DeserializationError(f"stored bytes are not valid JSON: {exc}") from exc

@@ -113,7 +113,10 @@ def decode_frame(codec: Codec, data: bytes) -> Frame:
     if codec_id != codec.codec_id:
         raise DeserializationError(f"value was written by codec {codec_id}, this cache uses {codec.codec_id}")
     start = _HEADER.size
-    tags = tuple(data[start : start + tags_len].decode().split(TAG_SEPARATOR)) if tags_len else ()
+    try:
+        tags = tuple(data[start : start + tags_len].decode().split(TAG_SEPARATOR)) if tags_len else ()
+    except UnicodeDecodeError as exc:
+        raise DeserializationError(f"stored tags are not UTF-8: {exc}") from exc
     payload = data[start + tags_len :]
     if flags & FLAG_ZLIB:
         try:

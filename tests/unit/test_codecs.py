@@ -79,3 +79,8 @@ def test_unencodable_values_raise_serialization_error(value: Any) -> None:
 def test_garbage_bytes_raise_deserialization_error() -> None:
     with pytest.raises(DeserializationError):
         codec.decode(b"{not json")
+
+
+def test_a_corrupt_tagged_value_raises_deserialization_error() -> None:
+    with pytest.raises(DeserializationError):
+        codec.decode(b'\x00{"__cachetier_type__": "decimal", "v": "not a number"}')

@@ -68,3 +68,10 @@ def test_decode_values_reads_what_decode_frame_reads_and_reports_the_rest() -> N
     readable = ("plain", "tagged", "compressed", "large", "typed", "counter")
     assert found == {key: decode_frame(codec, stored[key] or b"").value for key in readable}
     assert errors == ["short", "foreign", "corrupt"]
+
+
+def test_corrupt_tag_bytes_are_rejected_as_undecodable() -> None:
+    data = bytearray(encode_frame(codec, 1, time.time() + 60, ("users",), False, 0))
+    data[13] = 0xFF  # the first tag byte: not UTF-8
+    with pytest.raises(DeserializationError):
+        decode_frame(codec, bytes(data))
