@@ -20,6 +20,7 @@ Coherence rules kept here:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -105,7 +106,8 @@ class CacheManager:
         self._generation = 0
         self._flights = SingleFlight()
         self._loading: dict[str, list[int]] = {}  # key -> [writes since its loads began, loads running]
-        self._unsubscribe: Callable[[], Awaitable[None]] | None = None
+        self._unsubscribe: Callable[[], Awaitable[None]] | None = None  # set once subscribed (or not)
+        self._watching: asyncio.Future[None] | None = None
         self._loader_calls = 0
         self._closed = False
         self._purge = PurgeNotifier(purge_hooks)
@@ -259,22 +261,34 @@ class CacheManager:
         return frame.value
 
     async def _watch_remote_changes(self) -> None:
-        """Subscribe once to the backend's change feed, if it has one, before L1 holds anything."""
-        self._unsubscribe = _no_feed
-        if not (self.config.l1_enabled and self.config.l1_change_feed):
-            return
-        adapter: Any = self._l2.adapter
-        resolve = getattr(adapter, "resolve", None)  # SelectingAdapter picks its backend on first use
+        """Subscribe once to the backend's change feed, if it has one, before L1 holds anything.
+
+        Concurrent first calls all wait for the one subscription: a read that filled
+        L1 before the feed was up could keep a copy whose change nobody reports.
+        """
+        if self._watching is None:
+            self._watching = asyncio.ensure_future(self._subscribe())
+        await asyncio.shield(self._watching)
+
+    async def _subscribe(self) -> None:
+        unsubscribe: Callable[[], Awaitable[None]] = _no_feed
         try:
-            if resolve is not None:
-                adapter = await resolve()
-                # Later calls go straight to the chosen backend: one await less per operation.
-                # The selector stays reachable for its `reason`; closing either closes the backend.
-                self._selector, self._l2.adapter = self._l2.adapter, adapter
-            if isinstance(adapter, InvalidationSource):
-                self._unsubscribe = await adapter.subscribe_invalidations(self._prefix, self._on_remote_change)
-        except Exception as exc:
-            logger.warning("cachetier: no change feed from %s (%s); L1 copies live up to l1_max_ttl", adapter, exc)
+            if not (self.config.l1_enabled and self.config.l1_change_feed):
+                return
+            adapter: Any = self._l2.adapter
+            resolve = getattr(adapter, "resolve", None)  # SelectingAdapter picks its backend on first use
+            try:
+                if resolve is not None:
+                    adapter = await resolve()
+                    # Later calls go straight to the chosen backend: one await less per operation.
+                    # The selector stays reachable for its `reason`; closing either closes the backend.
+                    self._selector, self._l2.adapter = self._l2.adapter, adapter
+                if isinstance(adapter, InvalidationSource):
+                    unsubscribe = await adapter.subscribe_invalidations(self._prefix, self._on_remote_change)
+            except Exception as exc:
+                logger.warning("cachetier: no change feed from %s (%s); L1 copies live up to l1_max_ttl", adapter, exc)
+        finally:
+            self._unsubscribe = unsubscribe
 
     def _on_remote_change(self, keys: Sequence[str] | None) -> None:
         self._generation += 1  # reads in flight may carry the old value: don't let them fill L1
@@ -660,6 +674,8 @@ class CacheManager:
         finally:
             self._closed = True
             self._l1.clear()
+            if self._watching is not None and not self._watching.done():
+                await asyncio.wait([self._watching])  # a feed set up after close would never be left
             if self._unsubscribe is not None:
                 try:
                     await self._unsubscribe()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from cachetier import MISS, CacheConfig, create_with_config
@@ -82,3 +83,53 @@ async def test_close_releases_the_backend_even_when_unsubscribing_fails() -> Non
     await cache.set("k", 1)
     await cache.close()  # a backend fault: logged, not raised
     assert closed == [True]
+
+
+async def test_reads_racing_the_first_subscription_wait_for_it_before_filling_l1() -> None:
+    subscribed = asyncio.Event()
+
+    class SlowFeedAdapter(FeedingAdapter):
+        async def subscribe_invalidations(
+            self, prefix: str, on_change: Callable[[Sequence[str] | None], None]
+        ) -> Callable[[], Awaitable[None]]:
+            await subscribed.wait()  # the feed is being set up (a connection, CLIENT TRACKING)
+            return await super().subscribe_invalidations(prefix, on_change)
+
+    adapter = SlowFeedAdapter()
+    other_process = create_with_config(CacheConfig(l1_change_feed=False), adapter=adapter, namespace="f")
+    async with create_with_config(adapter=adapter, namespace="f") as cache:
+        await other_process.set("k", "old")
+        first = asyncio.create_task(cache.get("k"))  # starts subscribing
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(cache.get("k"))
+        await asyncio.sleep(0.01)
+        await other_process.set("k", "new")  # the feed is not up yet: nobody reports this
+        subscribed.set()
+        await asyncio.gather(first, second)
+        assert cache.get_local("k") in (MISS, "new")
+        assert await cache.get("k") == "new"
+    await other_process.close()
+
+
+async def test_close_during_the_first_subscription_still_unsubscribes() -> None:
+    subscribed = asyncio.Event()
+
+    class SlowFeedAdapter(FeedingAdapter):
+        async def subscribe_invalidations(
+            self, prefix: str, on_change: Callable[[Sequence[str] | None], None]
+        ) -> Callable[[], Awaitable[None]]:
+            await subscribed.wait()
+            return await super().subscribe_invalidations(prefix, on_change)
+
+    adapter = SlowFeedAdapter()
+    cache = create_with_config(adapter=adapter, namespace="f")
+    reading = asyncio.create_task(cache.get("k"))
+    await asyncio.sleep(0.01)
+    closing = asyncio.create_task(cache.close())
+    await asyncio.sleep(0.01)
+    subscribed.set()
+    await closing
+    await asyncio.sleep(0.01)
+    assert adapter.on_change is None  # the feed that came up during close() was left
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
