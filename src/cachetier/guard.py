@@ -39,6 +39,7 @@ class CircuitBreaker:
         self.recovery_timeout = recovery_timeout
         self.failures = 0
         self.opened_at: float | None = None
+        self.trial_running = False
 
     @property
     def state(self) -> str:
@@ -50,7 +51,19 @@ class CircuitBreaker:
         return self.opened_at is not None and time.monotonic() - self.opened_at >= self.recovery_timeout
 
     def allows_call(self) -> bool:
-        return self.opened_at is None or self._recovery_due()
+        """True when a call may go to the backend; when half-open, it becomes the one trial call.
+
+        The caller admitted as the trial must call `end_trial()` once its outcome is recorded.
+        """
+        if self.opened_at is None:
+            return True
+        if self.trial_running or not self._recovery_due():
+            return False
+        self.trial_running = True
+        return True
+
+    def end_trial(self) -> None:
+        self.trial_running = False
 
     def record_success(self) -> None:
         self.failures = 0
@@ -145,10 +158,25 @@ class GuardedAdapter:
         *,
         on_failure: Callable[[], None] | None = None,
     ) -> _T:
+        trial = self.breaker.opened_at is not None
         if not self.breaker.allows_call():
             if on_failure is not None:
                 on_failure()
             return fallback
+        try:
+            return await self._call_backend(operation, call, fallback, on_failure)
+        finally:
+            # Also when the trial was cancelled or raised a caller's mistake: let the next call try.
+            if trial:
+                self.breaker.end_trial()
+
+    async def _call_backend(
+        self,
+        operation: str,
+        call: Callable[[], Awaitable[_T]],
+        fallback: _T,
+        on_failure: Callable[[], None] | None,
+    ) -> _T:
         try:
             if self._has_pending() or self._replay_lock.locked():
                 await self._replay_pending()

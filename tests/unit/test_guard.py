@@ -174,14 +174,14 @@ class SlowAdapter(SwitchableAdapter):
 
 async def test_concurrent_calls_after_recovery_replay_once_and_drop_no_writes() -> None:
     adapter = SlowAdapter()
-    config = CacheConfig(namespace="g", failure_threshold=2, recovery_timeout=0.2)
+    # The circuit stays closed, so all the calls reach the backend (half-open would admit one trial).
+    config = CacheConfig(namespace="g", failure_threshold=100, recovery_timeout=0.2)
     async with create_with_config(config, adapter=adapter) as cache:
         adapter.down = True
         for key in ("a", "b", "c"):
             await cache.delete(key)
-        errors = (await cache.get_stats()).l2.errors  # circuit open: no call, so no replay yet
+        errors = (await cache.get_stats()).l2.errors
         adapter.down = False
-        await asyncio.sleep(0.25)
         await asyncio.gather(*(cache.set(f"n{i}", i) for i in range(10)))
         stats = await cache.get_stats()
         assert stats.l2.errors == errors
@@ -224,3 +224,47 @@ async def test_pending_overflow_still_invalidates_keys_of_other_namespaces(adapt
     adapter.down = False
     assert await guard.ping() is True
     assert await adapter.get("other:k") is None
+
+
+class SlowGetAdapter(SwitchableAdapter):
+    """Reads take a while, so concurrent callers overlap the half-open trial."""
+
+    async def get(self, key: str) -> bytes | None:
+        self._check()
+        await asyncio.sleep(0.05)
+        return await MemoryAdapter.get(self, key)
+
+
+async def test_half_open_circuit_lets_one_trial_call_through_at_a_time() -> None:
+    adapter = SlowGetAdapter()
+    guard = GuardedAdapter(adapter, namespace_prefix="g:", failure_threshold=2, recovery_timeout=0.2)
+    adapter.down = True
+    for _ in range(2):
+        assert await guard.get("g:k") is None
+    assert guard.breaker.state == "open"
+    adapter.down = False
+    await asyncio.sleep(0.25)
+    calls = adapter.calls
+    assert await asyncio.gather(*(guard.get("g:k") for _ in range(10))) == [None] * 10
+    assert adapter.calls == calls + 1
+    assert guard.breaker.state == "closed"
+    await asyncio.gather(*(guard.get("g:k") for _ in range(10)))
+    assert adapter.calls == calls + 11
+
+
+async def test_a_cancelled_half_open_trial_lets_the_next_call_try() -> None:
+    adapter = SlowGetAdapter()
+    guard = GuardedAdapter(adapter, namespace_prefix="g:", failure_threshold=1, recovery_timeout=0.05)
+    adapter.down = True
+    await guard.get("g:k")
+    adapter.down = False
+    await asyncio.sleep(0.1)
+    trial = asyncio.create_task(guard.get("g:k"))
+    await asyncio.sleep(0.01)
+    trial.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await trial
+    calls = adapter.calls
+    await guard.get("g:k")
+    assert adapter.calls == calls + 1
+    assert guard.breaker.state == "closed"
