@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
 from cachetier.adapters.redis import RedisAdapter
@@ -204,6 +205,26 @@ async def test_close_is_idempotent_and_leaves_a_borrowed_client_open(raw: Redis,
     await owned.ping()
     await owned.close()
     await owned.close()
+
+
+async def test_close_runs_every_step_when_one_fails_then_raises_backend_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closed: list[str] = []
+
+    async def failing_client_close(self: Redis, close_connection_pool: bool | None = None) -> None:
+        closed.append("client")
+        raise RedisError("socket already gone")
+
+    async def sentinel_close(self: Sentinel) -> None:
+        closed.append("sentinel")
+
+    monkeypatch.setattr(Redis, "aclose", failing_client_close)
+    monkeypatch.setattr(Sentinel, "aclose", sentinel_close)
+    adapter = RedisAdapter.from_url("redis+sentinel://127.0.0.1:9/primary")  # connects lazily: no I/O here
+    with pytest.raises(BackendError, match="socket already gone"):
+        await adapter.close()
+    assert closed == ["client", "sentinel"]
 
 
 async def test_client_decoding_responses_is_rejected(redis_url: str) -> None:

@@ -388,6 +388,14 @@ class RedisAdapter:
         closers, self._closers = self._closers, []
         if self._batcher is not None:
             await self._batcher.close()
-        with _backend_errors("close"):
-            for closer in closers:
+        # Every step runs even if one fails (a failed client close must not leak the Sentinel connections).
+        first_error: Exception | None = None
+        for closer in closers:
+            try:
                 await closer()
+            except Exception as exc:
+                first_error = first_error or exc
+        if isinstance(first_error, BackendError):
+            raise first_error
+        if first_error is not None:
+            raise BackendError(f"redis close failed: {type(first_error).__name__}: {first_error}") from first_error
