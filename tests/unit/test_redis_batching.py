@@ -121,3 +121,18 @@ async def test_close_waits_for_batches_in_flight() -> None:
     client.release.set()
     await closing
     assert [call.result() for call in calls] == [b"1", b"2"]
+
+
+async def test_gets_queued_after_a_flush_was_cancelled_before_it_ran_are_still_answered() -> None:
+    client = FakeClient({"a": b"1", "b": b"2", "c": b"3"})
+    batcher = batcher_over(client)
+    first = asyncio.create_task(batcher.get("a"))
+    stranded = asyncio.create_task(batcher.get("b"))
+    await asyncio.sleep(0)  # "a" in flight, "b" queued, its flush scheduled but not run
+    for flush in list(batcher._flushes):
+        flush.cancel()  # as a loop shutting down or a cancelled task group would
+    await asyncio.sleep(0)
+    later = asyncio.create_task(batcher.get("c"))
+    client.release.set()
+    assert await asyncio.wait_for(asyncio.gather(stranded, later), timeout=1) == [b"2", b"3"]
+    assert await first == b"1"

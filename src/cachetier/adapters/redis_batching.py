@@ -38,6 +38,7 @@ class GetBatcher:
         self._in_flight = 0
         self._queue: list[_Waiter] = []
         self._flushes: set[asyncio.Task[None]] = set()  # strong references until each batch is done
+        self._next_flush: asyncio.Task[None] | None = None  # scheduled to take the queue, not yet started
 
     async def get(self, key: str) -> bytes | None:
         """The value at `key`, or None; `BackendError` when Redis fails."""
@@ -50,7 +51,8 @@ class GetBatcher:
             finally:
                 self._in_flight -= 1
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        if not self._queue:
+        # Not "if the queue is empty": a flush cancelled before it ran would strand the queue for good.
+        if self._next_flush is None or self._next_flush.done():
             self._schedule_flush()
         self._queue.append((key, future))
         return await future
@@ -59,9 +61,11 @@ class GetBatcher:
         # A task's first step runs on the next loop iteration, after every GET issued in this one has queued.
         task = asyncio.get_running_loop().create_task(self._flush())
         self._flushes.add(task)
+        self._next_flush = task
         task.add_done_callback(self._flushes.discard)
 
     async def _flush(self) -> None:
+        self._next_flush = None
         batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
         if self._queue:
             self._schedule_flush()
