@@ -76,7 +76,7 @@ class SyncCache:
         if value is not MISS:
             return value
         if loader is None:
-            return self.run(self.manager.get(key, default=default, namespace=options.get("namespace")))
+            return self.run(self.manager.get(key, default=default, **options))
         return self._run_with_loader(lambda bridge: self.manager.get(key, bridge, **options), loader)
 
     def _run_with_loader(

@@ -29,6 +29,12 @@ def test_set_get_delete_and_tags_work_from_a_plain_thread(cache: SyncCache) -> N
     assert cache.mget(["n", "absent"]) == {"n": 2}
 
 
+def test_get_without_a_loader_rejects_unknown_options_as_the_manager_does(cache: SyncCache) -> None:
+    with pytest.raises(TypeError, match="nmespace"):
+        cache.get("absent", nmespace="other")
+    assert cache.get("absent", namespace="other", default=0, ttl=5) == 0
+
+
 def test_loader_runs_in_the_calling_thread(cache: SyncCache) -> None:
     seen: list[threading.Thread] = []
 
