@@ -246,9 +246,7 @@ class CacheManager:
         return self._l1.peek(self._full_key(key, namespace))
 
     async def _read_l2(self, full: str) -> Any | Missing:
-        self._check_open()
-        if self._unsubscribe is None:
-            await self._watch_remote_changes()
+        await self._l2_ready()
         generation = self._generation
         data = await self._l2.get(full)
         if data is None:
@@ -296,6 +294,12 @@ class CacheManager:
             self._l1.clear(self._prefix)
         else:
             self._l1.delete_many(keys)
+
+    async def _l2_ready(self) -> None:
+        """Refuse use after close; subscribe to the change feed before L1 can hold anything."""
+        self._check_open()
+        if self._unsubscribe is None:
+            await self._watch_remote_changes()
 
     def _fill_l1(self, full: str, frame: Frame, size: int) -> None:
         if frame.expires_at is None:  # counters change in place in L2; never copy them to L1
@@ -375,9 +379,7 @@ class CacheManager:
             self._l1.misses += len(fulls)  # what an always-empty L1 would have counted
         if not missing:
             return found
-        self._check_open()
-        if self._unsubscribe is None:
-            await self._watch_remote_changes()
+        await self._l2_ready()
         generation = self._generation
         blobs = await self._l2.mget(missing_full)
         if not self.config.l1_enabled:
@@ -401,9 +403,7 @@ class CacheManager:
     ) -> None:
         seconds = self._ttl(ttl)
         data, expires_at = self._entries.encode(value, seconds, tags, compress)
-        self._check_open()
-        if self._unsubscribe is None:
-            await self._watch_remote_changes()
+        await self._l2_ready()
         generation = self._generation
         await self._l2.set(full, data, seconds, tags)
         if generation == self._generation:
@@ -454,13 +454,12 @@ class CacheManager:
             entry_tags = self._full_tags(options.get("tags", tags), namespace)
             data, expires_at = self._entries.encode(item[1], seconds, entry_tags, options.get("compress", compress))
             entries.append(L2Entry(full, data, seconds, entry_tags))
-            self._written(full)
             local.append((full, item[1], self._entries.l1_expiry(expires_at), entry_tags, len(data)))
         if not entries:
             return
-        self._check_open()
-        if self._unsubscribe is None:
-            await self._watch_remote_changes()
+        for entry in entries:  # only once every item encoded: a bad item writes nothing
+            self._written(entry.key)
+        await self._l2_ready()
         generation = self._generation
         await self._l2.mset(entries)
         unchanged = generation == self._generation
