@@ -27,7 +27,9 @@ class EntryEncoder:
         self.compress = config.enable_compression
         self.compression_threshold = config.compression_threshold
         self.l1_max_ttl = config.l1_max_ttl
-        self._view = type(codec) is JsonCodec  # orjson reads a memoryview, so payloads need no copy
+        json = codec if type(codec) is JsonCodec else None
+        self._view = json is not None  # orjson reads a memoryview, so payloads need no copy
+        self._decode_many = json.decode_many if json is not None else None
 
     def encode(self, value: Any, ttl: float, tags: tuple[str, ...], compress: bool | None) -> tuple[bytes, float]:
         """Stored bytes and the absolute expiry (Unix seconds) they carry."""
@@ -51,7 +53,12 @@ class EntryEncoder:
         `prefix` (the namespace) only makes the logged keys whole.
         """
         return decode_values(
-            self.codec, keys, blobs, view=self._view, on_error=lambda key, exc: _log_undecodable(prefix + key, exc)
+            self.codec,
+            keys,
+            blobs,
+            view=self._view,
+            decode_many=self._decode_many,
+            on_error=lambda key, exc: _log_undecodable(prefix + key, exc),
         )
 
     def l1_expiry(self, expires_at: float) -> float:

@@ -271,8 +271,6 @@ class CacheManager:
     async def _subscribe(self) -> None:
         unsubscribe: Callable[[], Awaitable[None]] = _no_feed
         try:
-            if not (self.config.l1_enabled and self.config.l1_change_feed):
-                return
             adapter: Any = self._l2.adapter
             resolve = getattr(adapter, "resolve", None)  # SelectingAdapter picks its backend on first use
             try:
@@ -281,6 +279,8 @@ class CacheManager:
                     # Later calls go straight to the chosen backend: one await less per operation.
                     # The selector stays reachable for its `reason`; closing either closes the backend.
                     self._selector, self._l2.adapter = self._l2.adapter, adapter
+                if not (self.config.l1_enabled and self.config.l1_change_feed):
+                    return
                 if isinstance(adapter, InvalidationSource):
                     unsubscribe = await adapter.subscribe_invalidations(self._prefix, self._on_remote_change)
             except Exception as exc:
@@ -684,7 +684,7 @@ class CacheManager:
 
     async def start(self) -> CacheManager:
         """Connect now instead of on first use (chooses the backend when config says auto)."""
-        self._check_open()
+        await self._l2_ready()
         await self._l2.ping()
         return self
 

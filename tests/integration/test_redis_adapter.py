@@ -99,9 +99,10 @@ async def test_tag_index_keeps_only_live_members_and_expires(adapter: RedisAdapt
     tag = prefix + "t"
     index = "{t:" + tag + "}"
     for start in range(0, 2000, 500):
-        await adapter.mset([L2Entry(f"{prefix}{i}", b"v", 0.2, (tag,)) for i in range(start, start + 500)])
+        # 1 s: long enough that a loaded machine writes all 2,000 before the first expires
+        await adapter.mset([L2Entry(f"{prefix}{i}", b"v", 1.0, (tag,)) for i in range(start, start + 500)])
     assert await raw.zcard(index) == 2000
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.2)
     await adapter.set(prefix + "last", b"v", 0.5, (tag,))
     assert await raw.zcard(index) == 1
     assert 0 < await raw.pttl(index) <= 500

@@ -97,7 +97,8 @@ async def test_reads_racing_the_first_subscription_wait_for_it_before_filling_l1
 
     adapter = SlowFeedAdapter()
     other_process = create_with_config(CacheConfig(l1_change_feed=False), adapter=adapter, namespace="f")
-    async with create_with_config(adapter=adapter, namespace="f") as cache:
+    cache = create_with_config(adapter=adapter, namespace="f")  # not started: the first get subscribes
+    try:
         await other_process.set("k", "old")
         first = asyncio.create_task(cache.get("k"))  # starts subscribing
         await asyncio.sleep(0.01)
@@ -108,7 +109,9 @@ async def test_reads_racing_the_first_subscription_wait_for_it_before_filling_l1
         await asyncio.gather(first, second)
         assert cache.get_local("k") in (MISS, "new")
         assert await cache.get("k") == "new"
-    await other_process.close()
+    finally:
+        await cache.close()
+        await other_process.close()
 
 
 async def test_close_during_the_first_subscription_still_unsubscribes() -> None:

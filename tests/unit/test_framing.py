@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -47,7 +48,8 @@ def test_foreign_codec_and_truncated_bytes_are_rejected() -> None:
         decode_frame(codec, b"\x01\x00")
 
 
-def test_decode_values_reads_what_decode_frame_reads_and_reports_the_rest() -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "decode_many"])
+def test_decode_values_reads_what_decode_frame_reads_and_reports_the_rest(batched: bool) -> None:
     expires = time.time() + 60
     stored: dict[str, bytes | None] = {
         "plain": encode_frame(codec, {"a": 1}, expires, (), False, 1024),
@@ -63,7 +65,12 @@ def test_decode_values_reads_what_decode_frame_reads_and_reports_the_rest() -> N
     }
     errors: list[str] = []
     found = decode_values(
-        codec, list(stored), list(stored.values()), view=True, on_error=lambda key, exc: errors.append(key)
+        codec,
+        list(stored),
+        list(stored.values()),
+        view=True,
+        decode_many=codec.decode_many if batched else None,
+        on_error=lambda key, exc: errors.append(key),
     )
     readable = ("plain", "tagged", "compressed", "large", "typed", "counter")
     assert found == {key: decode_frame(codec, stored[key] or b"").value for key in readable}
@@ -75,3 +82,17 @@ def test_corrupt_tag_bytes_are_rejected_as_undecodable() -> None:
     data[13] = 0xFF  # the first tag byte: not UTF-8
     with pytest.raises(DeserializationError):
         decode_frame(codec, bytes(data))
+
+
+def test_decode_many_batch_of_plain_frames_keeps_each_value_with_its_key() -> None:
+    expires = time.time() + 60
+    values: list[object] = [{"a": 1}, [1, 2], "s", 7, None, {3, 4}, {"when": dt.date(2026, 1, 2)}, 2.5]
+    keys = [f"k{i}" for i in range(len(values))] + ["absent"]
+    blobs: list[bytes | None] = [encode_frame(codec, value, expires, (), False, 1024) for value in values] + [None]
+    errors: list[str] = []
+    found = decode_values(
+        codec, keys, blobs, decode_many=codec.decode_many, on_error=lambda key, exc: errors.append(key)
+    )
+    assert found == dict(zip(keys, values, strict=False))
+    assert list(found) == keys[:-1]
+    assert errors == []

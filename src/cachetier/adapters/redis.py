@@ -58,6 +58,7 @@ from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from cachetier.adapters import redis_scripts
@@ -123,6 +124,18 @@ class RedisAdapter:
         self._set_untagged = client.register_script(redis_scripts.SET_UNTAGGED)
         self._expire = client.register_script(redis_scripts.EXPIRE)
         self._invalidate = client.register_script(redis_scripts.INVALIDATE)
+
+    async def _run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA `script`, loading it first when the server lost it (restart, SCRIPT FLUSH).
+
+        Not `script(keys, args)`: redis-py's `AsyncScript.__call__` runs an import
+        statement on every call, measured at about 15 µs of a 125 µs round trip here.
+        """
+        try:
+            return await self._client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self._client.script_load(script.script)
+            return await self._client.evalsha(script.sha, len(keys), *keys, *args)
 
     @property
     def client(self) -> Redis:
@@ -234,7 +247,7 @@ class RedisAdapter:
         for feed in self._feeds:
             feed.expect(key, value)
         with _backend_errors("set"):
-            if not tags and not await self._set_untagged([key, _tag_list(key)], [value, _ms(ttl)]):
+            if not tags and not await self._run(self._set_untagged, [key, _tag_list(key)], [value, _ms(ttl)]):
                 return  # written: the key had no tags to leave
             await self._write_entry(L2Entry(key, value, ttl, tags), ())
 
@@ -275,7 +288,7 @@ class RedisAdapter:
         for _ in range(_ATTEMPTS):
             known.update(dict.fromkeys(tag.decode() for tag in stored_tags))
             keys, args = self._write_arguments(entry, list(known))
-            result = await self._write(keys, args)
+            result = await self._run(self._write, keys, args)
             if not isinstance(result, list):
                 return
             stored_tags = result
@@ -294,7 +307,8 @@ class RedisAdapter:
         known: dict[str, None] = {}
         with _backend_errors("expire"):
             for _ in range(_ATTEMPTS):
-                result = await self._expire([key, _tag_list(key), *map(_tag_index, known)], [_ms(ttl), *known])
+                keys = [key, _tag_list(key), *map(_tag_index, known)]
+                result = await self._run(self._expire, keys, [_ms(ttl), *known])
                 if not isinstance(result, list):
                     return bool(result)
                 known.update(dict.fromkeys(tag.decode() for tag in result))
@@ -320,7 +334,7 @@ class RedisAdapter:
             return 0
         indexes = [_tag_index(tag) for tag in dict.fromkeys(tags)]
         with _backend_errors("invalidate_tags"):
-            return int(await self._invalidate(indexes, [_TAG_LIST_OPEN, _TAG_LIST_CLOSE]))
+            return int(await self._run(self._invalidate, indexes, [_TAG_LIST_OPEN, _TAG_LIST_CLOSE]))
 
     async def clear(self, prefix: str) -> int:
         """UNLINK the keys under `prefix` (SCAN, never FLUSHDB) plus their tag data; count entries."""
