@@ -15,13 +15,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, MutableMapping
 from typing import Any, Unpack
-from urllib.parse import quote
 
 import orjson
 
 from cachetier import CacheManager, InvalidTagError
+from cachetier.integrations.http_cache.asgi_scope import PlainGets, decode_headers, encode_headers, request_of
 from cachetier.integrations.http_cache.conditional import validating_headers
 from cachetier.integrations.http_cache.flow import (
     BodyBuffer,
@@ -40,7 +40,6 @@ from cachetier.integrations.http_cache.hits import ParsedValues
 from cachetier.integrations.http_cache.policy import (
     LOOKUP_METHODS,
     Decision,
-    Request,
     Settings,
     Use,
     decide,
@@ -55,8 +54,9 @@ from cachetier.integrations.http_cache.responses import (
     entry_response,
     gateway_timeout,
     served,
+    wire_start,
 )
-from cachetier.integrations.http_cache.storage import PATH_SAFE
+from cachetier.integrations.http_cache.storage import select
 
 logger = logging.getLogger("cachetier.http")
 
@@ -96,6 +96,7 @@ class CacheMiddleware:
         self.clock = clock
         self.options = options_from(settings)
         self.parsed = ParsedValues(self.options)
+        self.plain = PlainGets(self.options.prefix)
         self._flights: dict[str, asyncio.Event] = {}
         self._refreshing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -104,7 +105,25 @@ class CacheMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await _Responder(self, scope, receive, send).run()
+        keys = self.plain.keys_of(scope)
+        if keys is None:
+            await _Responder(self, scope, receive, send).run()
+            return
+        # A plain GET: the lookup of `run()`, inlined, and a fresh hit answered without a `_Responder`.
+        url, index = keys
+        variants = self.parsed.variants(await self.cache.get(index))
+        chosen = variants[0] if variants else None
+        if chosen is not None and chosen.vary:
+            chosen = select(variants, decode_headers(scope["headers"]))
+        prepared = None if chosen is None else self.parsed.prepared(await self.cache.get(chosen.key))
+        if prepared is not None:
+            age = prepared.facts.fresh_age(self.clock())
+            if age is not None:
+                await send(wire_start(prepared, age, b"HIT"))
+                await send({"type": "http.response.body", "body": prepared.entry.body, "more_body": False})
+                return
+        found = Found(url, variants, None if prepared is None else prepared.entry, prepared)
+        await _Responder(self, scope, receive, send).run(found)
 
     async def wait_background(self) -> None:
         """Wait for background revalidations (stale-while-revalidate) started so far."""
@@ -118,18 +137,6 @@ class CacheMiddleware:
                 key = steps.send(await self.cache.get(key))
         except StopIteration as stop:
             return stop.value
-
-
-def request_of(scope: Scope) -> Request:
-    headers = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope["headers"]]
-    host = next((value for name, value in headers if name == "host"), None)
-    if host is None:
-        server = scope.get("server") or ("localhost", None)
-        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
-    raw_path = scope.get("raw_path")
-    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe=PATH_SAFE)
-    query = scope.get("query_string", b"").decode("latin-1")
-    return Request(scope["method"].upper(), host, path, query, headers)
 
 
 class _Responder:
@@ -149,11 +156,13 @@ class _Responder:
         self.started = True
         await self._send(message)
 
-    async def run(self) -> None:
+    async def run(self, found: Found | None = None) -> None:
+        """Answer the request; `found` is its lookup when the caller has done it already."""
         if self.request.method not in LOOKUP_METHODS:
             await self.forward(None, None)
             return
-        found: Found = await self.mw.read(lookup(self.request, self.mw.parsed))
+        if found is None:
+            found = await self.mw.read(lookup(self.request, self.mw.parsed))
         if await self.answer_from(found):
             return
         flight = self.mw._flights.get(found.url) if self.request.method == "GET" else None
@@ -224,7 +233,7 @@ class _Responder:
 
     async def respond(self, response: Response) -> None:
         status, headers, body = response
-        await self.send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+        await self.send({"type": "http.response.start", "status": status, "headers": encode_headers(headers)})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def respond_stored(self, prepared: Prepared, now: float, x_cache: str) -> None:
@@ -233,10 +242,7 @@ class _Responder:
         if request.conditional or request.method != "GET":
             await self.respond(served(request, prepared, now, x_cache))
             return
-        age = str(int(prepared.facts.age(now))).encode("latin-1")
-        length = prepared.content_length.encode("latin-1")
-        headers = [*prepared.wire, (b"age", age), (b"x-cache", x_cache.encode("latin-1")), (b"content-length", length)]
-        await self.send({"type": "http.response.start", "status": prepared.entry.status, "headers": headers})
+        await self.send(wire_start(prepared, prepared.facts.age(now), x_cache.encode("latin-1")))
         await self.send({"type": "http.response.body", "body": prepared.entry.body, "more_body": False})
 
     async def forward(self, found: Found | None, decision: Decision | None) -> None:
@@ -244,7 +250,7 @@ class _Responder:
         request, options, mw = self.request, self.options, self.mw
         scope = self.scope
         if found is not None:
-            scope = dict(scope, headers=_encode(validating_headers(request.headers, found.entry)))
+            scope = dict(scope, headers=encode_headers(validating_headers(request.headers, found.entry)))
         request_time = mw.clock()
         state: dict[str, Any] = {"outcome": None}
         buffer = BodyBuffer(options.max_body_size)
@@ -253,7 +259,7 @@ class _Responder:
         async def send(message: Message) -> None:
             outcome: Outcome | None = state["outcome"]
             if message["type"] == "http.response.start":
-                status, headers = message["status"], _decode(message.get("headers", []))
+                status, headers = message["status"], decode_headers(message.get("headers", []))
                 start.update(
                     status=status, headers=headers, time=mw.clock(), request_time=request_time, message=message
                 )
@@ -324,7 +330,7 @@ class _Responder:
             await self.respond(entry_response(request, outcome.entry, mw.clock(), outcome.x_cache, options))
 
     async def send_start(self, status: int, headers: Headers, original: Message) -> None:
-        await self.send({**original, "status": status, "headers": _encode(headers)})
+        await self.send({**original, "status": status, "headers": encode_headers(headers)})
 
     async def flush(self, start: dict[str, Any], buffer: BodyBuffer, more: bool) -> None:
         """The body outgrew max_body_size: send what was buffered and stream the rest unstored."""
@@ -346,14 +352,6 @@ def _no_flight() -> None:
     return None
 
 
-def _decode(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
-    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in headers]
-
-
-def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-
-
 def purge_endpoint(cache: CacheManager, *, token: str) -> ASGIApp:
     """An ASGI app purging tags: `POST {"tags": [...]}` with `Authorization: Bearer <token>`.
 
@@ -367,7 +365,7 @@ def purge_endpoint(cache: CacheManager, *, token: str) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        method, headers = scope["method"].upper(), _decode(scope["headers"])
+        method, headers = scope["method"].upper(), decode_headers(scope["headers"])
         status, payload, tags = refuse_purge(method, headers, token) or await read_purge(method, headers, receive)
         if tags:
             try:
@@ -376,7 +374,7 @@ def purge_endpoint(cache: CacheManager, *, token: str) -> ASGIApp:
                 status, payload = 400, {"error": str(exc)}
         data = orjson.dumps(payload)
         headers = [("content-type", "application/json"), ("content-length", str(len(data)))]
-        await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+        await send({"type": "http.response.start", "status": status, "headers": encode_headers(headers)})
         await send({"type": "http.response.body", "body": data, "more_body": False})
 
     async def read_purge(method: str, headers: Headers, receive: Receive) -> PurgeAnswer:

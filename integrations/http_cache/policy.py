@@ -283,16 +283,26 @@ class EntryFacts:
     lifetime: float
     initial_age: float  # RFC 9111 4.2.3 corrected initial age
     response_time: float
+    no_cache: bool  # an unqualified `no-cache`: validate before every use
 
     def age(self, now: float) -> float:
         """The entry's current age (RFC 9111 4.2.3), as `current_age` computes it."""
-        return self.initial_age + max(0.0, now - self.response_time)
+        resident = now - self.response_time
+        return self.initial_age + (resident if resident > 0.0 else 0.0)
+
+    def fresh_age(self, now: float) -> float | None:
+        """The entry's age when `decide` serves it FRESH to a request that asks nothing of the cache
+        (no Cache-Control, Pragma or Authorization); None when such a request would not get it fresh."""
+        age = self.age(now)
+        return age if self.lifetime > age and not self.no_cache else None
 
 
 def entry_facts(entry: StoredResponse, options: Options) -> EntryFacts:
     policy = response_policy(entry.headers, options)
     lifetime = lifetime_of(entry, policy, options) or 0.0
-    return EntryFacts(policy, lifetime, corrected_initial_age(entry), entry.response_time)
+    return EntryFacts(
+        policy, lifetime, corrected_initial_age(entry), entry.response_time, policy.unqualified("no-cache")
+    )
 
 
 def decide(
@@ -312,7 +322,7 @@ def decide(
         return Decision(Use.GATEWAY_TIMEOUT if "only-if-cached" in asked else Use.VALIDATE)
     lifetime = facts.lifetime
     age = facts.age(now)
-    must_validate = policy.unqualified("no-cache") or "no-cache" in asked
+    must_validate = facts.no_cache or "no-cache" in asked
     max_age = delta_seconds(asked.get("max-age"))
     if max_age is not None and (max_age == 0 or age > max_age):
         must_validate = True
@@ -325,7 +335,7 @@ def decide(
     staleness = max(0.0, age - lifetime)
     # must-revalidate / proxy-revalidate forbid any stale use; s-maxage implies proxy-revalidate
     # (RFC 9111 5.2.2.10) for max-stale, but an explicit stale-* extension from the origin still applies.
-    revalidate_only = policy.has("must-revalidate") or policy.has("proxy-revalidate") or policy.unqualified("no-cache")
+    revalidate_only = policy.has("must-revalidate") or policy.has("proxy-revalidate") or facts.no_cache
     windows: list[float] = [
         s for s in (policy.seconds("stale-if-error"), delta_seconds(asked.get("stale-if-error"))) if s is not None
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from cachetier import MAX_TAG_BYTES
 from cachetier.integrations.cdn import parse_tag_header, render_tag_headers
@@ -131,14 +132,26 @@ class Prepared:
     entry: StoredResponse
     facts: EntryFacts
     headers: Headers
-    wire: list[tuple[bytes, bytes]]
+    wire: tuple[tuple[bytes, bytes], ...]
     content_length: str
+    wire_length: tuple[bytes, bytes]
 
 
 def prepare(entry: StoredResponse, options: Options) -> Prepared:
     headers = without(visible_headers(entry.headers, options, entry.tags), ("age",))
-    wire = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-    return Prepared(entry, entry_facts(entry, options), headers, wire, str(len(entry.body)))
+    wire = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+    length = str(len(entry.body))
+    return Prepared(entry, entry_facts(entry, options), headers, wire, length, (b"content-length", length.encode()))
+
+
+def wire_start(prepared: Prepared, age: float, x_cache: bytes) -> dict[str, Any]:
+    """The ASGI `http.response.start` message of `served(...)` for an unconditional GET, at `age` seconds.
+
+    The message and its header list are new on every call: middleware outside
+    ours may add headers to the list in place (Starlette's `MutableHeaders` does).
+    """
+    headers = [*prepared.wire, (b"age", b"%d" % age), (b"x-cache", x_cache), prepared.wire_length]
+    return {"type": "http.response.start", "status": prepared.entry.status, "headers": headers}
 
 
 def served(request: Request, prepared: Prepared, now: float, x_cache: str) -> Response:

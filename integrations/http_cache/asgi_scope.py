@@ -1,0 +1,91 @@
+"""What the cache reads from an ASGI scope: the full `Request`, or only the keys of a plain GET.
+
+`request_of` gives the rules their string form of a request. A plain GET, one
+without Cache-Control, Pragma, Authorization, If-None-Match or
+If-Modified-Since is served from a fresh stored entry the same way whatever
+its other fields say (the Vary fields aside, which selection compares), so
+the ASGI middleware can answer such a hit without building a `Request`. All
+it needs from the scope is the URL's cache keys, which `PlainGets` memoises
+on the raw bytes of host, path and query string: a hot URL is hashed once,
+not on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+from urllib.parse import quote
+
+from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS
+from cachetier.integrations.http_cache.headers import Headers
+from cachetier.integrations.http_cache.policy import Request
+from cachetier.integrations.http_cache.storage import PATH_SAFE, index_key, url_hash
+
+ASKING_FIELDS: Final = frozenset(
+    name.encode("latin-1") for name in ("cache-control", "pragma", "authorization", *CONDITIONAL_FIELDS)
+)
+"""Request fields that change what the cache may answer (`Request` reads them); any one makes a GET not plain."""
+
+MAX_URLS: Final = 4096
+
+
+def request_of(scope: Mapping[str, Any]) -> Request:
+    """The request of an HTTP scope: the first `Host` (else the server address), the path as sent."""
+    headers = decode_headers(scope["headers"])
+    host = next((value for name, value in headers if name == "host"), None)
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe=PATH_SAFE)
+    query = scope.get("query_string", b"").decode("latin-1")
+    return Request(scope["method"].upper(), host, path, query, headers)
+
+
+def decode_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
+    """ASGI header pairs as the rules read them: latin-1 text, names lower-cased."""
+    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in headers]
+
+
+def encode_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+class PlainGets:
+    """The URL hash and index key of plain GETs, memoised on (Host, raw path, query string) bytes.
+
+    The keys are exactly what `lookup` derives from `request_of(scope)`. A
+    scope without a `Host` field or a `raw_path` is not recognised (the full
+    flow handles it). The memo is cleared when it holds `max_urls` URLs, so
+    a scan of unique URLs costs memory only up to that bound.
+    """
+
+    def __init__(self, prefix: str, max_urls: int = MAX_URLS) -> None:
+        self.prefix = prefix
+        self.max_urls = max_urls
+        self._keys: dict[tuple[bytes, bytes, bytes], tuple[str, str]] = {}
+
+    def keys_of(self, scope: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(URL hash, index key) of a plain GET; None for any other request."""
+        if scope["method"] != "GET":
+            return None
+        host: bytes | None = None
+        for name, value in scope["headers"]:
+            lowered = name.lower()
+            if lowered in ASKING_FIELDS:
+                return None
+            if host is None and lowered == b"host":
+                host = value
+        raw_path = scope.get("raw_path")
+        if host is None or not raw_path:
+            return None
+        query = scope.get("query_string", b"")
+        url = (host, raw_path, query)
+        keys = self._keys.get(url)
+        if keys is None:
+            digest = url_hash(host.decode("latin-1"), raw_path.decode("latin-1"), query.decode("latin-1"))
+            keys = (digest, index_key(self.prefix, digest))
+            if len(self._keys) >= self.max_urls:
+                self._keys.clear()
+            self._keys[url] = keys
+        return keys

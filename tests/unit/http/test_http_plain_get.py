@@ -1,0 +1,117 @@
+"""The ASGI fast path's shortcuts agree with the full flow: plain-GET keys, and fresh-hit ages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cachetier.integrations.http_cache.asgi_scope import PlainGets, request_of
+from cachetier.integrations.http_cache.headers import format_http_date
+from cachetier.integrations.http_cache.policy import Options, Request, Use, decide, entry_facts
+from cachetier.integrations.http_cache.storage import StoredResponse, index_key, url_hash
+
+T0 = 1_700_000_000.0
+
+
+def scope_with(headers: list[tuple[bytes, bytes]], **fields: Any) -> dict[str, Any]:
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/café",
+        "raw_path": b"/caf%C3%A9",
+        "query_string": b"b=2&a=1",
+        "headers": headers,
+    }
+    scope.update(fields)
+    return scope
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        scope_with([(b"host", b"example.test"), (b"accept", b"*/*")]),
+        scope_with([(b"Host", b"Example.TEST:8080"), (b"host", b"other.test")]),
+        scope_with([(b"host", b"example.test")], query_string=b""),
+        scope_with([(b"user-agent", b"wrk"), (b"host", b"example.test")], raw_path=b"/a%2Fb"),
+    ],
+)
+def test_plain_get_keys_are_the_keys_of_the_full_request(scope: dict[str, Any]) -> None:
+    request = request_of(scope)
+    url = url_hash(request.host, request.path, request.query)
+    assert PlainGets("http").keys_of(scope) == (url, index_key("http", url))
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        scope_with([(b"host", b"example.test"), (b"cache-control", b"max-age=0")]),
+        scope_with([(b"host", b"example.test"), (b"Cache-Control", b"no-cache")]),
+        scope_with([(b"host", b"example.test"), (b"pragma", b"no-cache")]),
+        scope_with([(b"host", b"example.test"), (b"Authorization", b"Bearer t")]),
+        scope_with([(b"host", b"example.test"), (b"if-none-match", b'"v1"')]),
+        scope_with([(b"host", b"example.test"), (b"If-Modified-Since", b"Tue, 14 Nov 2023 22:13:20 GMT")]),
+        scope_with([(b"host", b"example.test")], method="HEAD"),
+        scope_with([(b"host", b"example.test")], method="POST"),
+        scope_with([(b"host", b"example.test")], method="get"),
+        scope_with([(b"accept", b"*/*")]),
+        scope_with([(b"host", b"example.test")], raw_path=None),
+    ],
+)
+def test_requests_asking_the_cache_something_or_lacking_a_host_or_raw_path_are_not_plain(
+    scope: dict[str, Any],
+) -> None:
+    assert PlainGets("http").keys_of(scope) is None
+
+
+def test_plain_get_memo_is_cleared_when_it_reaches_its_bound() -> None:
+    plain = PlainGets("http", max_urls=2)
+    first = scope_with([(b"host", b"example.test")], raw_path=b"/1")
+    keys = plain.keys_of(first)
+    for n in range(2, 6):
+        plain.keys_of(scope_with([(b"host", b"example.test")], raw_path=f"/{n}".encode()))
+    assert len(plain._keys) <= 2
+    assert plain.keys_of(first) == keys
+
+
+DIRECTIVES = ["max-age=60", "max-age=0", "s-maxage=30", "no-cache", 'no-cache="set-cookie"', "must-revalidate"]
+DIRECTIVES += ["stale-while-revalidate=30", "public", "private", "no-store", "max-age=abc"]
+
+
+@given(
+    directives=st.lists(st.sampled_from(DIRECTIVES), max_size=3),
+    date_offset=st.one_of(st.none(), st.integers(-120, 120)),
+    age_header=st.one_of(st.none(), st.integers(0, 100).map(str), st.just("junk")),
+    expires_offset=st.one_of(st.none(), st.integers(-120, 120)),
+    last_modified_ago=st.one_of(st.none(), st.integers(0, 10_000)),
+    delay=st.floats(0, 5),
+    elapsed=st.floats(-10, 200),
+)
+def test_fresh_age_is_what_decide_answers_to_a_request_asking_nothing(
+    directives: list[str],
+    date_offset: int | None,
+    age_header: str | None,
+    expires_offset: int | None,
+    last_modified_ago: int | None,
+    delay: float,
+    elapsed: float,
+) -> None:
+    headers = [("cache-control", ", ".join(directives))] if directives else []
+    if date_offset is not None:
+        headers.append(("date", format_http_date(T0 + date_offset)))
+    if age_header is not None:
+        headers.append(("age", age_header))
+    if expires_offset is not None:
+        headers.append(("expires", format_http_date(T0 + expires_offset)))
+    if last_modified_ago is not None:
+        headers.append(("last-modified", format_http_date(T0 - last_modified_ago)))
+    entry = StoredResponse(200, headers, b"x", request_time=T0 - delay, response_time=T0)
+    options = Options()
+    now = T0 + elapsed
+    decision = decide(Request("GET", "example.test", "/", "", [("accept", "*/*")]), entry, now, options)
+    age = entry_facts(entry, options).fresh_age(now)
+    assert (age is not None) == (decision.use is Use.FRESH)
+    if age is not None:
+        assert age == decision.age
