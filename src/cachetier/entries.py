@@ -10,7 +10,8 @@ from typing import Any
 from cachetier.codecs import Codec, JsonCodec
 from cachetier.config import CacheConfig
 from cachetier.errors import DeserializationError
-from cachetier.framing import Frame, decode_frame, decode_values, encode_frame
+from cachetier.framing import Frame, decode_frame, decode_value, decode_values, encode_frame, plain_prefix
+from cachetier.sentinel import MISS
 
 logger = logging.getLogger("cachetier")
 
@@ -30,6 +31,7 @@ class EntryEncoder:
         json = codec if type(codec) is JsonCodec else None
         self._view = json is not None  # orjson reads a memoryview, so payloads need no copy
         self._decode_many = json.decode_many if json is not None else None
+        self._plain = plain_prefix(codec)
 
     def encode(self, value: Any, ttl: float, tags: tuple[str, ...], compress: bool | None) -> tuple[bytes, float]:
         """Stored bytes and the absolute expiry (Unix seconds) they carry."""
@@ -45,6 +47,14 @@ class EntryEncoder:
         except DeserializationError as exc:
             _log_undecodable(key, exc)
             return None
+
+    def decode_value(self, key: str, data: bytes) -> Any:
+        """The value alone (for reads that fill no L1), or `MISS` (logged) for bytes this cache cannot read."""
+        try:
+            return decode_value(self.codec, data, self._plain)
+        except DeserializationError as exc:
+            _log_undecodable(key, exc)
+            return MISS
 
     def decode_values(self, keys: Sequence[str], blobs: Sequence[bytes | None], prefix: str) -> dict[str, Any]:
         """`{key: value}` for the present, readable blobs (undecodable ones are logged misses).

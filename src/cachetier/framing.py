@@ -80,7 +80,7 @@ def decode_values(
     without a Python call per value; anything else takes the one-by-one path.
     """
     if decode_many is not None:
-        plain = bytes((VERSION, 0, codec.codec_id))  # the first header bytes of an uncompressed frame of this codec
+        plain = plain_prefix(codec)
         payloads = [
             data[_HEADER_SIZE + (data[11] << 8 | data[12]) :]  # the big-endian u16 tags length
             for data in blobs
@@ -106,7 +106,7 @@ def _decode_each(
 ) -> dict[_K, Any]:
     found: dict[_K, Any] = {}
     decode = codec.decode
-    plain = bytes((VERSION, 0, codec.codec_id))
+    plain = plain_prefix(codec)
     for key, data in zip(keys, blobs, strict=True):
         if data is None:
             continue
@@ -121,6 +121,21 @@ def _decode_each(
         except DeserializationError as exc:
             on_error(key, exc)
     return found
+
+
+def plain_prefix(codec: Codec) -> bytes:
+    """The first bytes of every uncompressed frame `codec` writes."""
+    return bytes((VERSION, 0, codec.codec_id))
+
+
+def decode_value(codec: Codec, data: bytes, plain: bytes) -> Any:
+    """The value alone (`plain` from `plain_prefix(codec)`): a plain frame's tags are skipped, not decoded.
+
+    Raises `DeserializationError` as `decode_frame` does.
+    """
+    if data[:3] == plain and len(data) >= _HEADER_SIZE:
+        return codec.decode(data[_HEADER_SIZE + (data[11] << 8 | data[12]) :])
+    return decode_frame(codec, data).value
 
 
 def decode_frame(codec: Codec, data: bytes) -> Frame:

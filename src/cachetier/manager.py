@@ -201,7 +201,12 @@ class CacheManager:
         if value is not MISS:
             return value
         check_key(key)
-        return await self._get_missed(full, loader, None, None, None, None, None)
+        value = await self._read_l2(full)
+        if value is not MISS:
+            return value
+        if loader is None:
+            return None
+        return await self._load_once(full, loader, None, None, None, None)
 
     async def _get_with(
         self,
@@ -218,18 +223,6 @@ class CacheManager:
         value = self._l1_get(full)
         if value is not MISS:
             return value
-        return await self._get_missed(full, loader, ttl, tags, compress, namespace, default)
-
-    async def _get_missed(
-        self,
-        full: str,
-        loader: Loader[Any] | None,
-        ttl: float | None,
-        tags: Iterable[str] | None,
-        compress: bool | None,
-        namespace: str | None,
-        default: Any,
-    ) -> Any:
         value = await self._read_l2(full)
         if value is not MISS:
             return value
@@ -251,6 +244,8 @@ class CacheManager:
         data = await self._l2.get(full)
         if data is None:
             return MISS
+        if not self.config.l1_enabled:  # no L1 copy to make: the value is all that is needed
+            return self._entries.decode_value(full, data)
         frame = self._entries.decode(full, data)
         if frame is None:
             return MISS
@@ -406,6 +401,8 @@ class CacheManager:
         await self._l2_ready()
         generation = self._generation
         await self._l2.set(full, data, seconds, tags)
+        if not self.config.l1_enabled:
+            return
         if generation == self._generation:
             self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
         else:  # a change (maybe another process's write to this key) landed meanwhile: L2 decides
