@@ -334,6 +334,26 @@ async def test_cancelled_call_leaves_the_adapter_usable(postgres_dsn: str, db: A
         await adapter.close()
 
 
+async def test_call_cancelled_while_waiting_for_a_connection_leaves_the_adapter_usable(
+    postgres_dsn: str, db: Any, table: str
+) -> None:
+    adapter = PostgresAdapter(postgres_dsn, table_name=table, pool_size=1, drop_on_close=True)
+    try:
+        await adapter.set("k", b"v", 60)
+        async with db.transaction():
+            await db.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+            holder = asyncio.create_task(adapter.get("k"))  # takes the only connection, waits on the lock
+            queued = asyncio.create_task(adapter.get("k"))  # waits for that connection
+            await asyncio.sleep(0.1)
+            queued.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+        assert await holder == b"v"
+        assert await asyncio.gather(adapter.get("k"), adapter.get("k")) == [b"v", b"v"]
+    finally:
+        await adapter.close()
+
+
 async def test_slow_statement_raises_backend_error(postgres_dsn: str, db: Any, table: str) -> None:
     adapter = PostgresAdapter(postgres_dsn, table_name=table, statement_timeout=0.3, drop_on_close=True)
     try:
@@ -368,3 +388,18 @@ async def test_a_table_dropped_by_someone_else_is_recreated(pg: PostgresAdapter,
     await pg.set("k", b"w", 60, ["t"])
     assert await pg.get("k") == b"w"
     assert await pg.invalidate_tags(["t"]) == 1
+
+
+async def test_a_table_altered_by_someone_else_is_still_read(pg: PostgresAdapter, db: Any, table: str) -> None:
+    await pg.set("k", b"v", 60)
+    assert await pg.mget(["k"]) == [b"v"]  # statements now prepared on the pooled connection
+    domain = f"{table}_bytes"
+    await db.execute(f'CREATE DOMAIN "{domain}" AS bytea')
+    try:
+        # Changes the statements' result type: PostgreSQL refuses to run them as prepared.
+        await db.execute(f'ALTER TABLE "{table}" ALTER COLUMN value TYPE "{domain}"')
+        assert await pg.get("k") == b"v"
+        assert await pg.mget(["k", "x"]) == [b"v", None]
+    finally:
+        await db.execute(f'DROP TABLE IF EXISTS "{table}"')
+        await db.execute(f'DROP DOMAIN "{domain}"')

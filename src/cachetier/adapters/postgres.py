@@ -15,8 +15,8 @@ Design decisions:
   (started on first use) deletes expired rows in bounded batches.
 - Connections come from `ConnectionStack`, a minimal pool created on first
   use, not `asyncpg.Pool`, whose release costs a reset round trip and extra tasks.
-- SQL text is built once per table, so asyncpg's per-connection statement cache
-  prepares each statement once and later calls are a single bind/execute.
+- SQL text is built once per table; each pooled connection prepares each
+  statement once and later calls are a single bind/execute.
 - Keys and tags over `MAX_KEY_BYTES` UTF-8 bytes (or containing NUL, which
   PostgreSQL text cannot hold) raise `InvalidKeyError`/`InvalidTagError`
   before any I/O: btree and GIN entries are capped near 2.7 KB per row.
@@ -161,6 +161,10 @@ class PostgresAdapter:
                 # Dropped behind our back (another adapter's drop_on_close, a manual reset):
                 # recreate it, or every later call would fail until the process restarts.
                 await pool.run("execute", self._sql["create"])
+                return await pool.run(method, self._sql[op], *args)
+            except asyncpg.InvalidCachedStatementError:
+                # Altered behind our back: the pool dropped the connection's prepared statements, so
+                # this prepares afresh (asyncpg's own statement cache retries the same way, once).
                 return await pool.run(method, self._sql[op], *args)
         except (ValueError, TypeError):  # asyncpg's client-side DataError: a bad argument, not a fault
             raise
@@ -355,7 +359,7 @@ def _ddl(table_name: str, unlogged: bool) -> str:
 
 
 def _statements(table_name: str, unlogged: bool) -> dict[str, str]:
-    """Every statement for one table, built once so asyncpg's statement cache hits on each call."""
+    """Every statement for one table, built once: the pool prepares each per connection by its text."""
     t = f'"{table_name}"'
     live = "expires_at > now()"
     expiry = "now() + make_interval(secs => $3)"
