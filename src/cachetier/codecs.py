@@ -118,15 +118,24 @@ class JsonCodec:
         return _TAGGED_MARK + payload if tagger.used else payload
 
     def decode_many(self, payloads: list[bytes]) -> list[Any]:
-        """Decode payloads with no Python frame per value when none carries tagged types (mget's hot loop).
+        """Decode payloads as one JSON array when none carries tagged types (mget's hot loop).
 
-        Raises `DeserializationError` if any payload is unreadable, so that the
-        caller can find it by decoding one by one.
+        One orjson call instead of one per value, measured at about half the
+        cost for 100 small values. A payload that is not one complete JSON value
+        breaks the array or changes its length, and then each is decoded alone;
+        only a contrived pair whose halves complete each other could pass, and a
+        writer able to store such frames can store any value at any key anyway.
+        Raises `DeserializationError` if any payload is unreadable.
         """
-        try:
-            return list(map(orjson.loads, payloads))
-        except orjson.JSONDecodeError:  # a tagged payload (its NUL mark is not JSON), or a corrupt one
-            return [self.decode(payload) for payload in payloads]
+        joined = b",".join(payloads)
+        if _TAGGED_MARK not in joined:  # JSON text never contains a raw NUL
+            try:
+                values = orjson.loads(b"[" + joined + b"]")
+            except orjson.JSONDecodeError:
+                values = None
+            if type(values) is list and len(values) == len(payloads):
+                return values
+        return [self.decode(payload) for payload in payloads]
 
     def decode(self, data: bytes) -> Any:
         try:

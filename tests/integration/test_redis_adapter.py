@@ -332,7 +332,7 @@ async def test_rediss_url_selects_tls_connections_with_url_settings() -> None:
     adapter = RedisAdapter.from_url("rediss://user:pw@cache.example:6380/3", ssl_cert_reqs="none", max_connections=7)
     try:
         pool = adapter.client.connection_pool
-        assert pool.connection_class is SSLConnection
+        assert issubclass(pool.connection_class, SSLConnection)
         assert pool.max_connections == 7
         kwargs = pool.connection_kwargs
         assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache.example", 6380, 3)

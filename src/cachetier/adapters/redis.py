@@ -54,15 +54,21 @@ from typing import Any, Final, cast
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import Connection, parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from cachetier.adapters import redis_scripts
 from cachetier.adapters.redis_batching import GetBatcher
+from cachetier.adapters.redis_connection import with_deadline_send
 from cachetier.adapters.redis_tracking import InvalidationFeed
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
@@ -203,6 +209,7 @@ class RedisAdapter:
 
     @classmethod
     def _owning(cls, **options: Any) -> RedisAdapter:
+        options["connection_class"] = with_deadline_send(options.get("connection_class", Connection))
         pool = BlockingConnectionPool(**cls._connection_options(options))
         return cls(Redis.from_pool(pool), close_client=True)
 
@@ -224,6 +231,8 @@ class RedisAdapter:
         if len(path) == 2:
             options["db"] = int(path[1])
         connection = cls._connection_options(options)
+        managed = SentinelManagedSSLConnection if connection.pop("ssl", False) else SentinelManagedConnection
+        connection["connection_class"] = with_deadline_send(managed)
         # Without `retry` here, each dead Sentinel costs redis-py's default 10 retries per discovery.
         sentinel_kwargs = {key: connection[key] for key in ("socket_timeout", "socket_connect_timeout", "retry")}
         sentinel_kwargs.update(connection.pop("sentinel_kwargs", None) or {})
