@@ -1,7 +1,9 @@
 """Redis: cachetier (L1 off, so every read is an L2 hit) against raw `redis.asyncio` and peers.
 
 The raw client does the same work with the same codec (cachetier's `JsonCodec`)
-over a `BlockingConnectionPool` of the same size (64). cashews and aiocache are
+over a `BlockingConnectionPool` of the same size (64), with redis-py's default
+5 s socket timeout; the "socket_timeout=None" rows show the same client with no
+timeout at all, which cachetier's bounded sends come close to. cashews and aiocache are
 set up as their docs show (`cache.setup("redis://...")`, `RedisCache(...)`), so
 they use their default serializers (pickle for cashews, JSON for aiocache).
 Peers have no loader API of the same shape, so their "miss + loader" is the
@@ -46,6 +48,11 @@ class Contenders:
     def __init__(self, run: str) -> None:
         self.prefix = f"bench{run}"
         self.raw = Redis(connection_pool=BlockingConnectionPool(host=HOST, port=PORT, max_connections=64))
+        # redis-py's default socket_timeout (5 s) sends through asyncio.wait_for, a task per command;
+        # without a timeout a client is faster but waits forever on a dead server.
+        self.raw_untimed = Redis(
+            connection_pool=BlockingConnectionPool(host=HOST, port=PORT, max_connections=64, socket_timeout=None)
+        )
         config = CacheConfig(adapter="redis", redis_url=URL, namespace=self.prefix, l1_enabled=False)
         self.cache: CacheManager = create_cache(config)
         self.cache_l1: CacheManager = create_cache(config.replace(namespace=self.prefix + "l1", l1_enabled=True))
@@ -85,6 +92,7 @@ class Contenders:
             if found:
                 await self.raw.unlink(*found)
         await self.raw.aclose()
+        await self.raw_untimed.aclose()
         await self.cashews.close()
         await self.aio.close()
 
@@ -107,14 +115,20 @@ async def _rows(c: Contenders, scale: float) -> list[Row]:
 
     out: list[Row] = []
 
+    untimed = c.raw_untimed
+
     async def raw_get(i: int) -> Any:
         data = await raw.get(c.raw_key(f"k{i % KEYS}"))
         return CODEC.decode(data)
+
+    async def untimed_get(i: int) -> Any:
+        return CODEC.decode(await untimed.get(c.raw_key(f"k{i % KEYS}")))
 
     out += await compare(
         "L2 hit (L1 off)",
         {
             "raw redis.asyncio GET + decode": raw_get,
+            "same, socket_timeout=None": untimed_get,
             "cachetier get": lambda i: cache.get(f"k{i % KEYS}"),
             "cashews get": lambda i: cw.get(c.cw_key(f"k{i % KEYS}")),
             "aiocache get": lambda i: aio.get(f"k{i % KEYS}"),
@@ -158,6 +172,9 @@ async def _rows(c: Contenders, scale: float) -> list[Row]:
         "set",
         {
             "raw SET PX + encode": lambda i: raw.set(c.raw_key(f"s{i % KEYS}"), CODEC.encode(value(i)), px=TTL * 1000),
+            "same, socket_timeout=None": lambda i: untimed.set(
+                c.raw_key(f"s{i % KEYS}"), CODEC.encode(value(i)), px=TTL * 1000
+            ),
             "cachetier set": lambda i: cache.set(f"s{i % KEYS}", value(i), ttl=TTL),
             "cashews set": lambda i: cw.set(c.cw_key(f"s{i % KEYS}"), value(i), expire=TTL),
             "aiocache set": lambda i: aio.set(f"s{i % KEYS}", value(i), ttl=TTL),
@@ -191,10 +208,14 @@ async def _rows(c: Contenders, scale: float) -> list[Row]:
     async def raw_mget(i: int) -> Any:
         return [CODEC.decode(d) for d in await raw.mget(raw_windows[i % len(windows)]) if d is not None]
 
+    async def untimed_mget(i: int) -> Any:
+        return [CODEC.decode(d) for d in await untimed.mget(raw_windows[i % len(windows)]) if d is not None]
+
     out += await compare(
         "mget 100",
         {
             "raw MGET + decode": raw_mget,
+            "same, socket_timeout=None": untimed_mget,
             "cachetier mget": lambda i: cache.mget(windows[i % len(windows)]),
             "cashews get_many": lambda i: cw.get_many(*cw_windows[i % len(windows)]),
             "aiocache multi_get": lambda i: aio.multi_get(windows[i % len(windows)]),
