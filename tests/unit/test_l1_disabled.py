@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from cachetier import CacheConfig, create_with_config
 from cachetier.adapters.memory import MemoryAdapter
 
@@ -35,3 +37,27 @@ async def test_disabled_l1_still_runs_a_missing_keys_loader_once() -> None:
 def test_l1_enabled_is_read_from_the_environment() -> None:
     assert CacheConfig.from_env({"CACHE_L1_ENABLED": "false"}).l1_enabled is False
     assert CacheConfig().l1_enabled is True
+
+
+async def test_disabled_l1_reads_every_stored_form_and_treats_unreadable_bytes_as_a_miss() -> None:
+    adapter = MemoryAdapter()
+    async with create_with_config(adapter=adapter, namespace="unit", l1_enabled=False) as cache:
+        await cache.increment("hits", 3)
+        await cache.set("big", "x" * 20_000, compress=True)
+        await cache.set("when", {"at": dt.datetime(2026, 11, 24, 9, 30)})
+        await cache.set("tagged", [1, 2], tags=["t"])
+        await adapter.set("unit:junk", b"\x01\x00\x01 not a frame", 60)
+        assert await cache.get("hits") == 3
+        assert await cache.get("big") == "x" * 20_000
+        assert await cache.get("when") == {"at": dt.datetime(2026, 11, 24, 9, 30)}
+        assert await cache.get("tagged") == [1, 2]
+        assert await cache.get("junk", default="missed") == "missed"
+        everything = ["hits", "big", "when", "tagged", "junk"]
+        assert await cache.mget(everything) == {
+            "hits": 3,
+            "big": "x" * 20_000,
+            "when": {"at": dt.datetime(2026, 11, 24, 9, 30)},
+            "tagged": [1, 2],
+        }
+        await cache.invalidate_by_tag("t")
+        assert await cache.get("tagged") is None
