@@ -27,6 +27,7 @@ ASKING_FIELDS: Final = frozenset(
 """Request fields that change what the cache may answer (`Request` reads them); any one makes a GET not plain."""
 
 MAX_URLS: Final = 4096
+MAX_URL_BYTES: Final = 2048
 
 
 def request_of(scope: Mapping[str, Any]) -> Request:
@@ -56,13 +57,15 @@ class PlainGets:
 
     The keys are exactly what `lookup` derives from `request_of(scope)`. A
     scope without a `Host` field or a `raw_path` is not recognised (the full
-    flow handles it). The memo is cleared when it holds `max_urls` URLs, so
-    a scan of unique URLs costs memory only up to that bound.
+    flow handles it). Only URLs of at most `max_url_bytes` are remembered, and
+    the memo is cleared when it holds `max_urls` of them, so a scan of unique
+    (or huge) URLs costs memory only up to `max_urls * max_url_bytes`.
     """
 
-    def __init__(self, prefix: str, max_urls: int = MAX_URLS) -> None:
+    def __init__(self, prefix: str, max_urls: int = MAX_URLS, max_url_bytes: int = MAX_URL_BYTES) -> None:
         self.prefix = prefix
         self.max_urls = max_urls
+        self.max_url_bytes = max_url_bytes
         self._keys: dict[tuple[bytes, bytes, bytes], tuple[str, str]] = {}
 
     def keys_of(self, scope: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -85,6 +88,8 @@ class PlainGets:
         if keys is None:
             digest = url_hash(host.decode("latin-1"), raw_path.decode("latin-1"), query.decode("latin-1"))
             keys = (digest, index_key(self.prefix, digest))
+            if len(host) + len(raw_path) + len(query) > self.max_url_bytes:
+                return keys
             if len(self._keys) >= self.max_urls:
                 self._keys.clear()
             self._keys[url] = keys

@@ -76,6 +76,15 @@ def test_plain_get_memo_is_cleared_when_it_reaches_its_bound() -> None:
     assert plain.keys_of(first) == keys
 
 
+def test_plain_get_memo_does_not_keep_urls_longer_than_its_byte_bound() -> None:
+    plain = PlainGets("http", max_url_bytes=64)
+    long = scope_with([(b"host", b"example.test")], raw_path=b"/" + b"x" * 100)
+    request = request_of(long)
+    url = url_hash(request.host, request.path, request.query)
+    assert plain.keys_of(long) == (url, index_key("http", url))
+    assert plain._keys == {}
+
+
 DIRECTIVES = ["max-age=60", "max-age=0", "s-maxage=30", "no-cache", 'no-cache="set-cookie"', "must-revalidate"]
 DIRECTIVES += ["stale-while-revalidate=30", "public", "private", "no-store", "max-age=abc"]
 
