@@ -77,7 +77,8 @@ class ConnectionStack:
         try:
             if self._closed:
                 raise CacheClosedError("PostgresAdapter is closed")
-            link = await self._take()
+            idle = self._idle
+            link = idle.pop() if idle and not idle[-1].conn.is_closed() else await self._take()
             loop = asyncio.get_running_loop()
             self._busy[link] = loop.time()
             if self._watchdog is None:
