@@ -80,12 +80,15 @@ def decode_values(
     without a Python call per value; anything else takes the one-by-one path.
     """
     if decode_many is not None:
-        plain = plain_prefix(codec)
-        payloads = [
-            data[_HEADER_SIZE + (data[11] << 8 | data[12]) :]  # the big-endian u16 tags length
-            for data in blobs
-            if data is not None and data[:3] == plain and len(data) >= _HEADER_SIZE
-        ]
+        plain, size = plain_prefix(codec), _HEADER_SIZE
+        try:
+            payloads = [
+                data[size + (data[11] << 8 | data[12]) :]  # the big-endian u16 tags length
+                for data in blobs
+                if data is not None and data.startswith(plain)
+            ]
+        except IndexError:  # a blob shorter than a header: the one-by-one path reports it
+            payloads = []
         present = (
             keys if len(payloads) == len(blobs) else [k for k, d in zip(keys, blobs, strict=True) if d is not None]
         )

@@ -239,7 +239,8 @@ class CacheManager:
         return self._l1.peek(self._full_key(key, namespace))
 
     async def _read_l2(self, full: str) -> Any | Missing:
-        await self._l2_ready()
+        if self._unsubscribe is None or self._closed:  # a sync check first: no coroutine per call
+            await self._l2_ready()
         generation = self._generation
         data = await self._l2.get(full)
         if data is None:
@@ -374,7 +375,8 @@ class CacheManager:
             self._l1.misses += len(fulls)  # what an always-empty L1 would have counted
         if not missing:
             return found
-        await self._l2_ready()
+        if self._unsubscribe is None or self._closed:  # a sync check first: no coroutine per call
+            await self._l2_ready()
         generation = self._generation
         blobs = await self._l2.mget(missing_full)
         if not self.config.l1_enabled:
@@ -398,7 +400,8 @@ class CacheManager:
     ) -> None:
         seconds = self._ttl(ttl)
         data, expires_at = self._entries.encode(value, seconds, tags, compress)
-        await self._l2_ready()
+        if self._unsubscribe is None or self._closed:  # a sync check first: no coroutine per call
+            await self._l2_ready()
         generation = self._generation
         await self._l2.set(full, data, seconds, tags)
         if not self.config.l1_enabled:
