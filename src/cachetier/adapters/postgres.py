@@ -375,10 +375,9 @@ def _statements(table_name: str, unlogged: bool) -> dict[str, str]:
     return {
         "create": _ddl(table_name, unlogged),
         "get": f"SELECT value FROM {t} WHERE key = $1 AND {live}",
-        # One row of two arrays, not a row per hit: asyncpg decodes arrays in C, while every row costs a
-        # Record and a protocol message. Aggregates of one query level see the rows in the same order,
-        # so the arrays pair up. (An array in key order with NULLs for misses, via unnest WITH ORDINALITY,
-        # costs the client less but the server a subquery or join per key: more in total, and on the shared side.)
+        # One row of two arrays (aggregates of one query level see rows in the same order, so they pair up),
+        # not a Record and protocol message per hit. A key-ordered array via unnest WITH ORDINALITY costs
+        # the client less but the (shared) server a subquery or join per key.
         "mget": f"SELECT array_agg(key), array_agg(value) FROM {t} WHERE key = ANY($1::text[]) AND {live}",
         "set": upsert,
         "mset": upsert,
