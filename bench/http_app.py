@@ -2,9 +2,19 @@
 
 `cachetier_app`: Starlette with `/const` (a bare constant), `/uncached` (a 5 ms
 handler) and `/cached/item` (the same handler behind `CacheMiddleware`, on a
-cache over Redis with its L1 on). `fastapi_cache_app`: the same 5 ms handler
-under fastapi-cache2's `@cache` over Redis, as its README sets it up.
-Keys go under the run prefix in `BENCH_RUN`; the load driver removes them.
+cache over Redis with its L1 on), plus `/shaped`, a bare route sending the
+very status, headers and body of a `/cached/item` hit. `fastapi_cache_app`:
+the same 5 ms handler under fastapi-cache2's `@cache` over Redis, as its
+README sets it up. Keys go under the run prefix in `BENCH_RUN`; the load
+driver removes them.
+
+What is compared: `/const` is the first `Route` of the app, `/cached/item` a
+`Mount` after two routes, so the router tries (and fails) two patterns before
+it reaches the middleware, as an app mounting a cached sub-tree does. A hit
+sends seven fields and 51 bytes where `/const` sends two and 2, and the
+server writes every field line; `/shaped` shows what that response costs
+without any cache (it is routed after the `Mount`, so it adds no pattern in
+front of it).
 """
 
 from __future__ import annotations
@@ -35,6 +45,21 @@ async def const(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+SHAPED_BODY = b'{"id":1,"name":"item","tags":["a","b"],"price":9.5}'
+SHAPED_HEADERS = {
+    "cache-control": "public, max-age=60",
+    "content-type": "application/json",
+    "date": "Tue, 24 Nov 2026 10:00:00 GMT",
+    "etag": '"0bf8ca2de61925e4"',
+    "age": "0",
+    "x-cache": "HIT",
+}
+
+
+async def shaped(request: Request) -> Response:
+    return Response(SHAPED_BODY, headers=SHAPED_HEADERS)
+
+
 async def slow(request: Request) -> Response:
     await asyncio.sleep(HANDLER_SECONDS)
     return JSONResponse(BODY, headers={"Cache-Control": "public, max-age=60"})
@@ -53,7 +78,7 @@ def cachetier_app() -> Starlette:
         await cache.clear()
         await cache.close()
 
-    routes = [Route("/const", const), Route("/uncached", slow), Mount("/cached", app=cached)]
+    routes = [Route("/const", const), Route("/uncached", slow), Mount("/cached", app=cached), Route("/shaped", shaped)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
