@@ -17,6 +17,7 @@ from typing import Any
 
 from cachetier.adapters.memory import MemoryAdapter
 from cachetier.config import CacheConfig
+from cachetier.errors import BackendError
 from cachetier.protocols import L2Adapter, L2Entry
 
 logger = logging.getLogger("cachetier")
@@ -132,6 +133,7 @@ class SelectingAdapter:
         self._options = list(options) if options is not None else candidates(config)
         self._adapter: L2Adapter | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
         self.reason = "not connected yet"
 
     @property
@@ -143,9 +145,11 @@ class SelectingAdapter:
         return self._adapter
 
     async def resolve(self) -> L2Adapter:
-        if self._adapter is not None:
+        if self._adapter is not None and not self._closed:
             return self._adapter
         async with self._lock:
+            if self._closed:
+                raise BackendError("this cache's backend is closed")
             if self._adapter is None:
                 self._adapter, self.reason = await connect_first_reachable(self._options)
                 logger.info("cachetier: using %s L2 (%s)", self._adapter.name, self.reason)
@@ -188,5 +192,8 @@ class SelectingAdapter:
         return await (await self.resolve()).stats()
 
     async def close(self) -> None:
-        if self._adapter is not None:
-            await self._adapter.close()
+        """Close the chosen backend; a choice still being made finishes first, so its backend is closed too."""
+        async with self._lock:
+            self._closed = True
+            if self._adapter is not None:
+                await self._adapter.close()
