@@ -137,22 +137,19 @@ async def concurrent(scenario: str, name: str, op: Op, *, tasks: int, ops_per_ta
     return Row(scenario, name, statistics.median(latencies), p99(latencies), len(latencies) / wall, note)
 
 
-async def timed_with_setup(
-    scenario: str,
-    name: str,
-    setup: Callable[[], Awaitable[Any]],
-    action: Callable[[], Awaitable[Any]],
-    reps: int,
-    note: str = "",
-) -> Row:
-    """Time `action` alone, `reps` times, each after an untimed `setup`."""
-    samples: list[float] = []
+Action = tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]
+
+
+async def timed_with_setup(scenario: str, contenders: dict[str, Action], reps: int) -> list[Row]:
+    """Time each contender's action alone, `reps` times, after its untimed setup; contenders take turns."""
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(reps):
-        await setup()
-        began = time.perf_counter()
-        await action()
-        samples.append(time.perf_counter() - began)
-    return Row(scenario, name, statistics.median(samples), p99(samples), reps / sum(samples), note)
+        for name, (setup, action) in contenders.items():
+            await setup()
+            began = time.perf_counter()
+            await action()
+            samples[name].append(time.perf_counter() - began)
+    return [Row(scenario, name, statistics.median(s), p99(s), reps / sum(s)) for name, s in samples.items()]
 
 
 def pin_self(cpu: int = IN_PROCESS_CPU) -> str:

@@ -132,25 +132,21 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
     keys = [f"inv{i}" for i in range(1000)]
     scenario = "invalidate a tag of 1,000 keys"
     reps = max(3, int(10 * scale))
-    out.append(
-        await timed_with_setup(
-            scenario,
-            "raw prepared DELETE WHERE tags && $1",
-            lambda: set_stmt.executemany(
-                [(f"raw:{k}", CODEC.encode(i), float(TTL), ["inv"]) for i, k in enumerate(keys)]
+    out += await timed_with_setup(
+        scenario,
+        {
+            "raw prepared DELETE WHERE tags && $1": (
+                lambda: set_stmt.executemany(
+                    [(f"raw:{k}", CODEC.encode(i), float(TTL), ["inv"]) for i, k in enumerate(keys)]
+                ),
+                lambda: invalidate_stmt.fetch(["inv"]),
             ),
-            lambda: invalidate_stmt.fetch(["inv"]),
-            reps,
-        )
-    )
-    out.append(
-        await timed_with_setup(
-            scenario,
-            "cachetier invalidate_by_tag",
-            lambda: cache.mset({k: i for i, k in enumerate(keys)}, ttl=TTL, tags=["inv"]),
-            lambda: cache.invalidate_by_tag("inv"),
-            reps,
-        )
+            "cachetier invalidate_by_tag": (
+                lambda: cache.mset({k: i for i, k in enumerate(keys)}, ttl=TTL, tags=["inv"]),
+                lambda: cache.invalidate_by_tag("inv"),
+            ),
+        },
+        reps,
     )
 
     def mixed(get: Any, put: Any) -> Op:
