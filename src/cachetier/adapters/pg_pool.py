@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+from time import monotonic
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -16,13 +17,15 @@ _Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
 
 class _Link:
-    """One open connection and the statements prepared on it, by SQL text."""
+    """One open connection, the statements prepared on it (by SQL text), and what the watchdog needs."""
 
-    __slots__ = ("conn", "statements")
+    __slots__ = ("conn", "cut", "since", "statements")
 
     def __init__(self, conn: _Connection) -> None:
         self.conn = conn
         self.statements: dict[str, PreparedStatement[asyncpg.Record]] = {}
+        self.since = 0.0  # `monotonic()` when its current call started; 0 while idle
+        self.cut = False  # cut by the watchdog; its caller is told TimeoutError
 
 
 class ConnectionStack:
@@ -55,8 +58,6 @@ class ConnectionStack:
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._idle: list[_Link] = []
         self._open: set[_Link] = set()
-        self._busy: dict[_Link, float] = {}  # link -> loop time its call started
-        self._cut: set[_Link] = set()  # cut by the watchdog, their callers not yet told
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -79,10 +80,9 @@ class ConnectionStack:
                 raise CacheClosedError("PostgresAdapter is closed")
             idle = self._idle
             link = idle.pop() if idle and not idle[-1].conn.is_closed() else await self._take()
-            loop = asyncio.get_running_loop()
-            self._busy[link] = loop.time()
+            link.since = monotonic()
             if self._watchdog is None:
-                self._watchdog = loop.call_at(loop.time() + self._deadline, self._patrol)
+                self._watchdog = asyncio.get_running_loop().call_later(self._deadline, self._patrol)
             result: Any = None
             try:
                 if method == "execute":
@@ -102,15 +102,17 @@ class ConnectionStack:
                 self._put_back(link)  # the server answered, so the connection is in sync
                 raise
             except BaseException as exc:
-                cut = link in self._cut
                 self._discard(link)  # lost, timed out or cancelled mid-protocol: not worth salvaging
-                if cut and not isinstance(exc, asyncio.CancelledError):
+                if link.cut and not isinstance(exc, asyncio.CancelledError):
                     raise TimeoutError(f"no answer from PostgreSQL within {self._deadline:g} s") from exc
                 raise
             self._put_back(link)
             return result
         finally:
-            self._release_slot()
+            if self._waiters:
+                self._release_slot()
+            else:
+                self._free += 1  # `_release_slot` without the call
 
     async def _wait_for_slot(self) -> None:
         waiter = asyncio.get_running_loop().create_future()
@@ -152,26 +154,30 @@ class ConnectionStack:
     def _patrol(self) -> None:
         """Cut connections busy past the deadline; come back when the oldest remaining call reaches it."""
         self._watchdog = None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for link, since in list(self._busy.items()):
-            if now - since >= self._deadline:
-                del self._busy[link]
-                self._cut.add(link)
+        now = monotonic()
+        oldest = now
+        for link in list(self._open):
+            if not link.since:
+                continue
+            if now - link.since >= self._deadline:
+                link.since = 0.0
+                link.cut = True
                 link.conn.terminate()  # its call fails with ConnectionDoesNotExistError, which `run` reports
-        if self._busy:  # else the next call re-arms
-            self._watchdog = loop.call_at(min(self._busy.values()) + self._deadline, self._patrol)
+            else:
+                oldest = min(oldest, link.since)
+        if oldest < now:  # some call is still running; else the next call re-arms
+            self._watchdog = asyncio.get_running_loop().call_later(oldest + self._deadline - now, self._patrol)
 
     def _put_back(self, link: _Link) -> None:
-        self._busy.pop(link, None)  # absent when the watchdog cut it just as its answer came
-        if self._closed or link.conn.is_closed():
+        # A connection closed meanwhile (or cut just as its answer came) is discarded at the next take.
+        link.since = 0.0
+        if self._closed:
             self._discard(link)
         else:
             self._idle.append(link)
 
     def _discard(self, link: _Link) -> None:
-        self._busy.pop(link, None)
-        self._cut.discard(link)
+        link.since = 0.0
         self._open.discard(link)
         link.conn.terminate()
 
