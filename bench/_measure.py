@@ -118,23 +118,37 @@ async def compare(
     ]
 
 
-async def concurrent(scenario: str, name: str, op: Op, *, tasks: int, ops_per_task: int, note: str = "") -> Row:
-    """`tasks` tasks each running `op` `ops_per_task` times; throughput over the wall time."""
-    latencies: list[float] = []
-    clock = time.perf_counter
+async def concurrent(
+    scenario: str, contenders: dict[str, Op], *, tasks: int, ops_per_task: int, rounds: int = 5
+) -> list[Row]:
+    """`tasks` tasks per contender, each running its op `ops_per_task` times in all; throughput over wall time.
 
-    async def worker(offset: int) -> None:
-        for i in range(offset, offset + ops_per_task):
+    The work is cut into `rounds` turns that the contenders take in order, so
+    drift in machine load hits them alike.
+    """
+    clock = time.perf_counter
+    latencies: dict[str, list[float]] = {name: [] for name in contenders}
+    walls = dict.fromkeys(contenders, 0.0)
+    per_round = max(1, ops_per_task // rounds)
+
+    async def worker(op: Op, into: list[float], first: int, count: int) -> None:
+        for i in range(first, first + count):
             began = clock()
             await op(i)
-            latencies.append(clock() - began)
+            into.append(clock() - began)
 
-    await asyncio.gather(*(worker(t * 1_000_003) for t in range(tasks // 4)))  # warm the pool
-    latencies.clear()
-    began = clock()
-    await asyncio.gather(*(worker(t * ops_per_task) for t in range(tasks)))
-    wall = clock() - began
-    return Row(scenario, name, statistics.median(latencies), p99(latencies), len(latencies) / wall, note)
+    for op in contenders.values():  # warm the pools
+        await asyncio.gather(*(worker(op, [], t * 1_000_003, per_round) for t in range(tasks // 4)))
+    for turn in range(rounds):
+        for name, op in contenders.items():
+            began = clock()
+            await asyncio.gather(
+                *(worker(op, latencies[name], t * ops_per_task + turn * per_round, per_round) for t in range(tasks))
+            )
+            walls[name] += clock() - began
+    return [
+        Row(scenario, name, statistics.median(lat), p99(lat), len(lat) / walls[name]) for name, lat in latencies.items()
+    ]
 
 
 Action = tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]

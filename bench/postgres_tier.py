@@ -167,17 +167,14 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
 
     scenario = "64 tasks, 90% get / 10% set"
     per_task = max(10, int(150 * scale))
-    out.append(
-        await concurrent(scenario, "raw asyncpg.Pool (10)", mixed(pool_get, pool_put), tasks=64, ops_per_task=per_task)
-    )
-    out.append(
-        await concurrent(
-            scenario,
-            "cachetier, L1 off (10 connections)",
-            mixed(cache.get, lambda k, v: cache.set(k, v, ttl=TTL)),
-            tasks=64,
-            ops_per_task=per_task,
-        )
+    out += await concurrent(
+        scenario,
+        {
+            "raw asyncpg.Pool (10)": mixed(pool_get, pool_put),
+            "cachetier, L1 off (10 connections)": mixed(cache.get, lambda k, v: cache.set(k, v, ttl=TTL)),
+        },
+        tasks=64,
+        ops_per_task=per_task,
     )
     await asyncio.sleep(0)
     return out

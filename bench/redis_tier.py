@@ -304,8 +304,4 @@ async def _concurrent_rows(c: Contenders, ops_per_task: int) -> list[Row]:
         "cashews": mixed(lambda k: cw.get(c.cw_key(k)), lambda k, v: cw.set(c.cw_key(k), v, expire=TTL)),
         "aiocache": mixed(aio.get, lambda k, v: aio.set(k, v, ttl=TTL)),
     }
-    scenario = "64 tasks, 90% get / 10% set"
-    out = []
-    for name, op in contenders.items():
-        out.append(await concurrent(scenario, name, op, tasks=64, ops_per_task=ops_per_task))
-    return out
+    return await concurrent("64 tasks, 90% get / 10% set", contenders, tasks=64, ops_per_task=ops_per_task)
