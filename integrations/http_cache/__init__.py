@@ -12,7 +12,10 @@ Nothing here does I/O: `directives` parses Cache-Control and targeted fields,
 `freshness` computes lifetimes and ages, `storage` lays out entries and
 variants, `conditional` evaluates validators, `policy` decides (storable?
 servable? revalidate?), `responses` builds stored entries and client headers,
-and `flow` strings those together as steps both drivers execute.
+and `flow` strings those together as steps both drivers execute. `hits`
+memoises parsed stored values, and `asgi_scope` reads ASGI scopes, including
+the keys of the plain GETs whose fresh hits the ASGI driver serves on a
+short path.
 
 `X-Cache` says what happened: HIT (fresh, from storage), MISS (from the app),
 STALE (stale from storage: max-stale, stale-while-revalidate, stale-if-error),
