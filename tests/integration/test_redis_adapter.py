@@ -122,6 +122,27 @@ async def test_rewriting_a_key_moves_it_out_of_old_tag_indexes(adapter: RedisAda
     assert await raw.exists("{k:" + prefix + "k}") == 0
 
 
+async def test_untagged_mset_moves_keys_out_of_old_tag_indexes_across_chunks(
+    adapter: RedisAdapter, raw: Redis, prefix: str
+) -> None:
+    tag = prefix + "t"
+    await adapter.mset([L2Entry(f"{prefix}{i}", b"tagged", 60, (tag,)) for i in range(0, 1200, 100)])
+    # 1,200 untagged entries: three untagged-write scripts, twelve keys among them still tagged
+    await adapter.mset([L2Entry(f"{prefix}{i}", str(i).encode(), 60) for i in range(1200)])
+    assert await adapter.invalidate_tags([tag]) == 0
+    assert await adapter.mget([f"{prefix}{i}" for i in range(1200)]) == [str(i).encode() for i in range(1200)]
+    assert await raw.exists(*(f"{{k:{prefix}{i}}}" for i in range(0, 1200, 100))) == 0
+
+
+async def test_mset_whose_later_duplicate_drops_the_tags_leaves_the_key_untagged(
+    adapter: RedisAdapter, prefix: str
+) -> None:
+    tag = prefix + "t"
+    await adapter.mset([L2Entry(prefix + "k", b"1", 60, (tag,)), L2Entry(prefix + "k", b"2", 60)])
+    assert await adapter.invalidate_tags([tag]) == 0
+    assert await adapter.get(prefix + "k") == b"2"
+
+
 async def test_concurrent_gets_each_return_their_own_key_when_batched(adapter: RedisAdapter, prefix: str) -> None:
     await adapter.mset([L2Entry(f"{prefix}{i}", str(i).encode(), 60) for i in range(300)])
     keys = [f"{prefix}{random.randrange(400)}" for _ in range(2000)]

@@ -122,6 +122,62 @@ async def test_this_process_keeps_the_l1_copy_of_its_own_write(
     assert a.get_local("batch:2") == 2
 
 
+def slow_loader(value: Any) -> Callable[[], Any]:
+    """A loader that takes long enough for the echo of a change made just before it to arrive."""
+
+    async def load() -> Any:
+        await asyncio.sleep(0.05)
+        return value
+
+    return load
+
+
+@pytest.mark.parametrize("change", ["delete", "invalidate_by_tag", "clear"])
+async def test_a_load_right_after_our_own_removal_is_stored(
+    processes: tuple[CacheManager, CacheManager], change: str
+) -> None:
+    a, b = processes
+    await a.set("k", "old", tags=["t"])
+    if change == "delete":
+        await a.delete("k")
+    elif change == "invalidate_by_tag":
+        await a.invalidate_by_tag("t")
+    else:
+        await a.clear()
+    # The removal's echo must not count as another process's change that the load may predate.
+    assert await a.get("k", slow_loader("new")) == "new"
+    assert a.get_local("k") == "new"
+    assert await b.get("k") == "new"
+
+
+async def test_writing_a_key_twice_does_not_report_the_second_echo(
+    processes: tuple[CacheManager, CacheManager],
+) -> None:
+    a, b = processes
+    await a.set("twice", 1)
+    await a.set("twice", 2)
+    assert await a.get("other", slow_loader("loaded")) == "loaded"
+    assert await b.get("other") == "loaded"  # no echo of "twice" made the load's store look stale
+    assert a.get_local("twice") == 2
+
+
+async def test_fence_keys_are_neither_entries_nor_reported(
+    processes: tuple[CacheManager, CacheManager], redis_url: str, namespace: str
+) -> None:
+    a, b = processes
+    await a.mset({"x": 1, "y": 2}, tags=["t"])
+    await b.set("z", 3)
+    await cached_in_l1(b, "z", 3)
+    await a.invalidate_by_tag("t")  # writes and removes a fence key under the namespace
+    assert b.get_local("z") == 3
+    raw = Redis.from_url(redis_url)
+    try:
+        assert await raw.keys(f"{namespace}:\x00fence*") == []
+    finally:
+        await raw.aclose()
+    assert await a.clear() == 1
+
+
 async def test_concurrent_writes_by_two_processes_leave_no_l1_copy_that_differs_from_l2(
     processes: tuple[CacheManager, CacheManager], redis_url: str, namespace: str
 ) -> None:

@@ -69,7 +69,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from cachetier.adapters import redis_scripts
 from cachetier.adapters.redis_batching import GetBatcher
 from cachetier.adapters.redis_connection import with_deadline_send
-from cachetier.adapters.redis_tracking import InvalidationFeed
+from cachetier.adapters.redis_tracking import FENCE_MARK, InvalidationFeed
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry
@@ -77,7 +77,9 @@ from cachetier.protocols import L2Entry
 SENTINEL_SCHEME: Final = "redis+sentinel"
 _TAG_LIST_OPEN, _TAG_LIST_CLOSE = "{k:", "}"
 _RESERVED: Final = (b"{k:", b"{t:")
+_FENCE_MARK: Final = FENCE_MARK.encode()
 _SCAN_COUNT: Final = 1000
+_MSET_CHUNK: Final = 500  # entries per untagged-write script: a longer one holds the server up longer
 _ATTEMPTS: Final = 4  # tag-list retries; each one learns every tag the key had
 
 
@@ -87,6 +89,11 @@ def _tag_index(tag: str) -> str:
 
 def _tag_list(key: str) -> str:
     return _TAG_LIST_OPEN + key + _TAG_LIST_CLOSE
+
+
+def _reserved(key: bytes) -> bool:
+    """Tag data, or a change feed's fence key (which removes itself): never counted as entries."""
+    return key.startswith(_RESERVED) or _FENCE_MARK in key
 
 
 def _ms(ttl: float) -> int:
@@ -265,35 +272,55 @@ class RedisAdapter:
             feed.expect(key, value)
         try:
             if not tags and not await self._run(self._set_untagged, [key, _tag_list(key)], [value, _ms(ttl)]):
-                return  # written: the key had no tags to leave
+                return  # written: the key had no tags to leave (else its position came back)
             await self._write_entry(L2Entry(key, value, ttl, tags), ())
         except RedisError as exc:
             raise _backend_error("set", exc) from exc
 
     async def mset(self, entries: Sequence[L2Entry]) -> None:
-        """Write every entry in one pipelined round trip (one more per key whose tags changed)."""
-        if not entries:
+        """Write every entry in one pipelined round trip (more only for keys whose tags changed).
+
+        Untagged entries go in one script per `_MSET_CHUNK`, tagged ones in a WRITE each.
+        """
+        latest = list({entry.key: entry for entry in entries}.values())  # a later duplicate wins anyway
+        if not latest:
             return
         for feed in self._feeds:
-            for entry in entries:
+            for entry in latest:
                 feed.expect(entry.key, entry.value)
-        with _backend_errors("mset"):
+        try:
             try:
-                results = await self._pipelined_writes(entries)
+                rewrites = await self._pipelined_writes(latest)
             except NoScriptError:  # the server lost its scripts (restart, SCRIPT FLUSH)
+                await self._client.script_load(redis_scripts.SET_UNTAGGED)
                 await self._client.script_load(redis_scripts.WRITE)
-                results = await self._pipelined_writes(entries)
-            last = {entry.key: i for i, entry in enumerate(entries)}
-            for i, (entry, result) in enumerate(zip(entries, results, strict=True)):
-                if isinstance(result, list) and last[entry.key] == i:  # an earlier duplicate was overwritten anyway
-                    await self._write_entry(entry, result)
+                rewrites = await self._pipelined_writes(latest)
+            for entry, stored_tags in rewrites:
+                await self._write_entry(entry, stored_tags)
+        except RedisError as exc:
+            raise _backend_error("mset", exc) from exc
 
-    async def _pipelined_writes(self, entries: Sequence[L2Entry]) -> list[Any]:
+    async def _pipelined_writes(self, entries: Sequence[L2Entry]) -> list[tuple[L2Entry, Sequence[bytes]]]:
+        """Send every write at once; return the entries to write again with WRITE, and their stored tags."""
+        untagged = [entry for entry in entries if not entry.tags]
+        tagged = [entry for entry in entries if entry.tags]
+        chunks = [untagged[start : start + _MSET_CHUNK] for start in range(0, len(untagged), _MSET_CHUNK)]
         async with self._client.pipeline(transaction=False) as pipe:
-            for entry in entries:
+            for chunk in chunks:
+                keys = [name for entry in chunk for name in (entry.key, _tag_list(entry.key))]
+                args = [arg for entry in chunk for arg in (entry.value, _ms(entry.ttl))]
+                pipe.evalsha(self._set_untagged.sha, len(keys), *keys, *args)
+            for entry in tagged:
                 keys, args = self._write_arguments(entry, ())
                 pipe.evalsha(self._write.sha, len(keys), *keys, *args)
-            return await pipe.execute()
+            results = await pipe.execute()
+        rewrites: list[tuple[L2Entry, Sequence[bytes]]] = []
+        for chunk, skipped in zip(chunks, results, strict=False):
+            rewrites += [(chunk[position - 1], ()) for position in skipped]
+        for entry, result in zip(tagged, results[len(chunks) :], strict=True):
+            if isinstance(result, list):
+                rewrites.append((entry, result))
+        return rewrites
 
     @staticmethod
     def _write_arguments(entry: L2Entry, known: Sequence[str]) -> tuple[list[str], list[Any]]:
@@ -314,6 +341,8 @@ class RedisAdapter:
         raise BackendError(f"tags of {entry.key!r} kept changing during set")
 
     async def delete(self, key: str) -> bool:
+        for feed in self._feeds:
+            feed.expect(key, None)
         with _backend_errors("delete"):
             return await self._client.unlink(key) == 1
 
@@ -353,7 +382,9 @@ class RedisAdapter:
             return 0
         indexes = [_tag_index(tag) for tag in dict.fromkeys(tags)]
         with _backend_errors("invalidate_tags"):
-            return int(await self._run(self._invalidate, indexes, [_TAG_LIST_OPEN, _TAG_LIST_CLOSE]))
+            removed = int(await self._run(self._invalidate, indexes, [_TAG_LIST_OPEN, _TAG_LIST_CLOSE]))
+        await self._fence_feeds()
+        return removed
 
     async def clear(self, prefix: str) -> int:
         """UNLINK the keys under `prefix` (SCAN, never FLUSHDB) plus their tag data; count entries."""
@@ -361,13 +392,19 @@ class RedisAdapter:
         with _backend_errors("clear"):
             removed = await self._unlink_matching(pattern, skip_reserved=True)
             await self._unlink_matching("{[kt]:" + pattern, skip_reserved=False)
+        await self._fence_feeds()
         return removed
+
+    async def _fence_feeds(self) -> None:
+        """Let each change feed deliver the echoes of keys we removed without naming them (`InvalidationFeed.fence`)."""
+        for feed in self._feeds:
+            await feed.fence()
 
     async def _unlink_matching(self, pattern: str, *, skip_reserved: bool) -> int:
         removed, cursor = 0, None
         while cursor != 0:
             cursor, keys = await self._client.scan(cursor or 0, match=pattern, count=_SCAN_COUNT)
-            doomed = [key for key in cast(list[bytes], keys) if not (skip_reserved and key.startswith(_RESERVED))]
+            doomed = [key for key in cast(list[bytes], keys) if not (skip_reserved and _reserved(key))]
             if doomed:
                 removed += await self._client.unlink(*doomed)
         return removed

@@ -56,14 +56,21 @@ return 0
 """
 )
 
-# KEYS: value key, its tag-list key. ARGV: value, ttl ms.
-# The common untagged write, without WRITE's tag bookkeeping. Returns 0 once written, or
-# 1 without writing when the key carries tags now (the caller then uses WRITE, which
-# also takes the key out of its old tags' indexes).
+# KEYS: each entry's value key and its tag-list key. ARGV: each entry's value and ttl ms.
+# The common untagged writes, one or many, without WRITE's tag bookkeeping. Writes
+# every entry whose key carries no tags now and returns the (1-based) positions of
+# the others, unwritten: the caller writes those with WRITE, which also takes the
+# key out of its old tags' indexes.
 SET_UNTAGGED: Final = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 0
+local skipped = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    skipped[#skipped + 1] = (i + 1) / 2
+  else
+    redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[i + 1])
+  end
+end
+return skipped
 """
 
 # KEYS: value key, its tag-list key, then the index keys of the tags in ARGV[2..].

@@ -32,15 +32,23 @@ the pool, so while it cannot, the manager cannot reach L2 either and serves L1
 in degraded mode, as it would without a feed (a server that is down takes no
 writes; one that restarted is empty and the flush on reconnect covers it).
 
-Our own writes: the server reports them too, and cannot say who wrote (NOLOOP
-only mutes the tracker's own writes, and it writes nothing). Reporting them
-would drop the copy this process just put in L1 (and with it L1's use during an
-outage). So the adapter calls `expect` with the bytes it is about to write; a
-notification for such a key is checked with one MGET and reported only when L2
-no longer holds exactly those bytes. Counting echoes instead would be unsafe:
-the server merges writes made in one event-loop turn into one notification, so
-another process's write can hide in our echo; comparing values cannot be fooled
-that way. Such a key's L1 copy stays until the MGET answers (one round trip).
+Our own changes: the server reports them too, and cannot say who made them
+(NOLOOP only mutes the tracker's own writes, and it writes nothing). Reporting
+them would drop the copy this process just put in L1, and a late echo would make
+the manager discard a load that began after our change. So:
+
+- for a write or a delete, the adapter calls `expect` with the bytes it is about
+  to write (None for a delete); a notification for such a key is checked with one
+  MGET and reported only when L2 no longer holds exactly that. Echoes are counted
+  so that a second write's echo is checked too, but counting alone would be
+  unsafe: the server merges writes made in one event-loop turn into one
+  notification, so another process's write can hide in our echo; comparing
+  values cannot be fooled that way. Such a key's L1 copy stays until the MGET
+  answers (one round trip);
+- after a tag invalidation or a clear, whose keys the client never sees, the
+  adapter awaits `fence`: it writes a key of its own under the prefix and waits
+  (at most `_FENCE_WAIT`) for its notification, which the server sends after
+  those of every change made before it. Fence keys are never reported.
 
 Limits: broadcast tracking ignores database numbers: a write to the
 same key name in another db is reported too (a spurious drop). Redis Cluster is
@@ -54,6 +62,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -69,6 +78,10 @@ _BACKOFF_START: Final = 0.1
 _BACKOFF_MAX: Final = 2.0  # also bounds how long L1 may lag behind a server that came back
 _LOSS_GRACE: Final = 0.1  # how long a failed echo check waits to see the feed drop
 _MAX_EXPECTED: Final = 10_000  # forgetting expected writes only costs spurious drops
+FENCE_MARK: Final = "\x00fence\x00"  # after the prefix; cache keys never hold NUL, so no entry looks like a fence
+_FENCE_WAIT: Final = 0.5  # a feed slower than this only costs spurious drops
+_FENCE_TTL_MS: Final = 5_000
+_ABSENT: Final = b""  # what `expect(key, None)` compares with: MGET's None, normalised
 
 OnChange = Callable[[Sequence[str] | None], None]
 
@@ -85,7 +98,9 @@ class InvalidationFeed:
     def __init__(self, client: Redis, prefix: str, on_change: OnChange) -> None:
         self._client = client
         self._pool = client.connection_pool
-        self._expected: dict[str, bytes] = {}
+        self._expected: dict[str, list[Any]] = {}  # key -> [bytes expected in L2 (b"" if absent), echoes due]
+        self._fences: dict[str, asyncio.Future[None]] = {}
+        self._fence_prefix = prefix + FENCE_MARK
         self._checks: set[asyncio.Task[None]] = set()
         self._prefix = prefix
         self._on_change = on_change
@@ -112,12 +127,40 @@ class InvalidationFeed:
         self._connected = connected
         self._task = asyncio.create_task(self._run(connected), name=f"cachetier-redis-feed:{self._prefix}")
 
-    def expect(self, key: str, value: bytes) -> None:
-        """Note that this process is about to write `value` at `key`, so its echo is not reported."""
+    def expect(self, key: str, value: bytes | None) -> None:
+        """Note that this process is about to write `value` at `key` (None: delete it), so its echo is not reported."""
         if key.startswith(self._prefix):
-            if len(self._expected) >= _MAX_EXPECTED:
-                self._expected.clear()
-            self._expected[key] = value
+            expected = self._expected.get(key)
+            if expected is None:
+                if len(self._expected) >= _MAX_EXPECTED:
+                    self._expected.clear()
+                self._expected[key] = [value or _ABSENT, 1]
+            else:
+                expected[0] = value or _ABSENT
+                expected[1] += 1
+
+    async def fence(self) -> None:
+        """Return once every change this process made before the call has been through the feed.
+
+        Writes a fence key of its own under the prefix and waits for its
+        notification; gives up quietly after `_FENCE_WAIT` or when disconnected.
+        """
+        if not self._connected:
+            return
+        key = f"{self._fence_prefix}{uuid.uuid4().hex}"
+        arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fences[key] = arrived
+        try:
+            async with asyncio.timeout(_FENCE_WAIT):
+                await self._client.set(key, b"", px=_FENCE_TTL_MS)
+                await arrived
+                if self._checks:  # echoes of our own writes still being checked: let them report first
+                    await asyncio.wait(list(self._checks))
+                await self._client.unlink(key)
+        except (TimeoutError, RedisError) as exc:
+            logger.debug("cachetier: change feed fence for %r not seen (%s)", self._prefix, exc)
+        finally:
+            self._fences.pop(key, None)
 
     async def close(self) -> None:
         """Stop the reader task and close both connections; idempotent."""
@@ -237,11 +280,17 @@ class InvalidationFeed:
             key = raw.decode(errors="replace")
             if not key.startswith(self._prefix):
                 continue
-            value = self._expected.pop(key, None)
-            if value is None:
+            if key.startswith(self._fence_prefix):  # ours or another process's fence: no cache entry
+                arrived = self._fences.get(key)
+                if arrived is not None and not arrived.done():
+                    arrived.set_result(None)
+                continue
+            expected = self._expected.get(key)
+            if expected is None:
                 changed.append(key)
-            else:
-                ours[key] = value
+                continue
+            ours[key] = expected[0]
+            expected[1] -= 1  # the entry goes once its check is done (`_report_unless_ours`)
         if changed:
             self._notify(changed)
         if ours:
@@ -261,7 +310,15 @@ class InvalidationFeed:
             if self._connected:
                 self._notify(list(ours))
             return
-        changed = [key for (key, value), now in zip(ours.items(), current, strict=True) if now != value]
+        changed = []
+        for (key, value), now in zip(ours.items(), current, strict=True):
+            # Compare with our latest write or delete of the key: one we made while the MGET
+            # was on its way is no foreign change (and one the MGET missed only costs a drop).
+            expected = self._expected.get(key)
+            if (now or _ABSENT) not in (value, expected[0] if expected else value):
+                changed.append(key)
+            if expected is not None and expected[1] <= 0:
+                del self._expected[key]
         if changed:
             self._notify(changed)
 
