@@ -109,7 +109,8 @@ class CacheMiddleware:
         if keys is None:
             await _Responder(self, scope, receive, send).run()
             return
-        # A plain GET: the lookup of `run()`, inlined, and a fresh hit answered without a `_Responder`.
+        # A plain GET: `flow.lookup` inlined (it carries no Authorization, so RFC 9111 3.5 has nothing
+        # to refuse) and a fresh hit sent as two messages; anything else goes on with the lookup done.
         url, index = keys
         variants = self.parsed.variants(await self.cache.get(index))
         chosen = variants[0] if variants else None
