@@ -69,7 +69,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from cachetier.adapters import redis_scripts
 from cachetier.adapters.redis_batching import GetBatcher
 from cachetier.adapters.redis_connection import with_deadline_send
-from cachetier.adapters.redis_tracking import FENCE_MARK, InvalidationFeed
+from cachetier.adapters.redis_tracking import FENCE_MARK, FENCE_TTL_MS, InvalidationFeed
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry
@@ -381,9 +381,13 @@ class RedisAdapter:
         if not tags:
             return 0
         indexes = [_tag_index(tag) for tag in dict.fromkeys(tags)]
+        fences = [(feed, feed.open_fence()) for feed in self._feeds]
+        fence_keys = [key for _, key in fences if key is not None]
+        arguments = [_TAG_LIST_OPEN, _TAG_LIST_CLOSE, len(fence_keys), FENCE_TTL_MS]
         with _backend_errors("invalidate_tags"):
-            removed = int(await self._run(self._invalidate, indexes, [_TAG_LIST_OPEN, _TAG_LIST_CLOSE]))
-        await self._fence_feeds()
+            removed = int(await self._run(self._invalidate, [*indexes, *fence_keys], arguments))
+        for feed, key in fences:
+            await feed.pass_fence(key, written=True)
         return removed
 
     async def clear(self, prefix: str) -> int:
@@ -396,9 +400,9 @@ class RedisAdapter:
         return removed
 
     async def _fence_feeds(self) -> None:
-        """Let each change feed deliver the echoes of keys we removed without naming them (`InvalidationFeed.fence`)."""
+        """Let each change feed deliver the echoes of keys we removed without naming them (see `redis_tracking`)."""
         for feed in self._feeds:
-            await feed.fence()
+            await feed.pass_fence(feed.open_fence(), written=False)
 
     async def _unlink_matching(self, pattern: str, *, skip_reserved: bool) -> int:
         removed, cursor = 0, None

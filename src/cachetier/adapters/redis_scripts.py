@@ -102,11 +102,14 @@ return 1
 """
 )
 
-# KEYS: tag index keys. ARGV: the text before and after a key in its tag-list key's name.
-# Deletes every member (each once), its tag list and the indexes; returns how many
-# members were live.
+# KEYS: tag index keys, then ARGV[3] change-feed fence keys.
+# ARGV: the text before and after a key in its tag-list key's name, the number of fence keys.
+# Deletes every member (each once), its tag list and the indexes; then writes each
+# fence key (for ARGV[4] ms), whose notification follows those of the deletions;
+# returns how many members were live.
 INVALIDATE: Final = """
 local seen, batch, removed = {}, {}, 0
+local fences = tonumber(ARGV[3])
 local function flush()
   if #batch == 0 then return end
   removed = removed + redis.call('UNLINK', unpack(batch))
@@ -114,7 +117,8 @@ local function flush()
   redis.call('UNLINK', unpack(batch))
   batch = {}
 end
-for _, index in ipairs(KEYS) do
+for i = 1, #KEYS - fences do
+  local index = KEYS[i]
   for _, key in ipairs(redis.call('ZRANGE', index, 0, -1)) do
     if not seen[key] then
       seen[key] = true
@@ -125,5 +129,6 @@ for _, index in ipairs(KEYS) do
   redis.call('UNLINK', index)
 end
 flush()
+for i = #KEYS - fences + 1, #KEYS do redis.call('SET', KEYS[i], '', 'PX', ARGV[4]) end
 return removed
 """

@@ -46,9 +46,10 @@ the manager discard a load that began after our change. So:
   values cannot be fooled that way. Such a key's L1 copy stays until the MGET
   answers (one round trip);
 - after a tag invalidation or a clear, whose keys the client never sees, the
-  adapter awaits `fence`: it writes a key of its own under the prefix and waits
-  (at most `_FENCE_WAIT`) for its notification, which the server sends after
-  those of every change made before it. Fence keys are never reported.
+  adapter passes a fence: a key of its own under the prefix, written after the
+  changes (by the invalidation script itself), whose notification the server
+  sends after theirs; the adapter waits for it (at most `_FENCE_WAIT`) and for
+  the echo checks still running. Fence keys are never reported.
 
 Limits: broadcast tracking ignores database numbers: a write to the
 same key name in another db is reported too (a spurious drop). Redis Cluster is
@@ -80,7 +81,7 @@ _LOSS_GRACE: Final = 0.1  # how long a failed echo check waits to see the feed d
 _MAX_EXPECTED: Final = 10_000  # forgetting expected writes only costs spurious drops
 FENCE_MARK: Final = "\x00fence\x00"  # after the prefix; cache keys never hold NUL, so no entry looks like a fence
 _FENCE_WAIT: Final = 0.5  # a feed slower than this only costs spurious drops
-_FENCE_TTL_MS: Final = 5_000
+FENCE_TTL_MS: Final = 1_000  # fence keys expire by themselves; nobody reads them
 _ABSENT: Final = b""  # what `expect(key, None)` compares with: MGET's None, normalised
 
 OnChange = Callable[[Sequence[str] | None], None]
@@ -139,24 +140,30 @@ class InvalidationFeed:
                 expected[0] = value or _ABSENT
                 expected[1] += 1
 
-    async def fence(self) -> None:
-        """Return once every change this process made before the call has been through the feed.
-
-        Writes a fence key of its own under the prefix and waits for its
-        notification; gives up quietly after `_FENCE_WAIT` or when disconnected.
-        """
+    def open_fence(self) -> str | None:
+        """A new fence key to write after changes whose echoes `pass_fence` then waits for (None: no feed now)."""
         if not self._connected:
-            return
+            return None
         key = f"{self._fence_prefix}{uuid.uuid4().hex}"
-        arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._fences[key] = arrived
+        self._fences[key] = asyncio.get_running_loop().create_future()
+        return key
+
+    async def pass_fence(self, key: str | None, *, written: bool) -> None:
+        """Return once every change this process made before `key` was written has been through the feed.
+
+        Writes `key` first unless the caller already did (in the same script as its
+        changes, saving a round trip); its notification comes after theirs. Gives
+        up quietly after `_FENCE_WAIT`: a slow feed only costs spurious drops.
+        """
+        if key is None:
+            return
         try:
             async with asyncio.timeout(_FENCE_WAIT):
-                await self._client.set(key, b"", px=_FENCE_TTL_MS)
-                await arrived
+                if not written:
+                    await self._client.set(key, b"", px=FENCE_TTL_MS)
+                await self._fences[key]
                 if self._checks:  # echoes of our own writes still being checked: let them report first
                     await asyncio.wait(list(self._checks))
-                await self._client.unlink(key)
         except (TimeoutError, RedisError) as exc:
             logger.debug("cachetier: change feed fence for %r not seen (%s)", self._prefix, exc)
         finally:
