@@ -51,6 +51,7 @@ class Options:
     cdn_dialects: tuple[str, ...] = ()
     cache_set_cookie: bool = False
     generate_etags: bool = True
+    send_date: bool = False
     max_body_size: int = 1024 * 1024
     stale_retention: float = 86_400.0
     stale_on_error: float = 0.0
@@ -80,6 +81,9 @@ class Settings(TypedDict, total=False):
     cdn_dialects: re-emit tags for downstream CDNs ("fastly", "cloudflare", "varnish").
     cache_set_cookie: store responses carrying `Set-Cookie` (off by default: they are per-user).
     generate_etags: give stored 200s without an ETag a strong, deterministic hash-of-body ETag.
+    send_date: send the stored `Date` (the one the app sent, or the one added when storing). Off by
+        default: uvicorn, hypercorn and gunicorn add their own `Date`, and a response may carry only
+        one (RFC 9110 6.6.1); `Age` gives downstream caches the stored age either way.
     max_body_size: bodies up to this many bytes are buffered and stored; larger ones stream through unstored.
     stale_retention: seconds an entry with a validator is kept past its freshness, so it can be revalidated.
     stale_on_error: seconds of staleness allowed when the app fails (5xx or an exception) even without
@@ -99,6 +103,7 @@ class Settings(TypedDict, total=False):
     cdn_dialects: Sequence[str]
     cache_set_cookie: bool
     generate_etags: bool
+    send_date: bool
     max_body_size: int
     stale_retention: float
     stale_on_error: float

@@ -57,7 +57,7 @@ def client_headers(
 
 def visible_headers(headers: Headers, options: Options, tags: tuple[str, ...]) -> Headers:
     """`client_headers` before `Age` and `X-Cache`: stripped per options, CDN tag fields rendered."""
-    drop = {"x-cache"}
+    drop = {"x-cache"} if options.send_date else {"x-cache", "date"}
     if options.strip_target_header:
         drop.add(options.target_header.lower())
     if options.strip_tag_header:

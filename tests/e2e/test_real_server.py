@@ -119,6 +119,7 @@ def test_real_server_miss_hit_write_and_purge(server: Server) -> None:
         second = client.get("/users/1")
         assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
         assert second.content == first.content
+        assert len(second.headers.get_list("date")) == 1  # the server's own; the cache adds no second one
 
         assert client.put("/users/1", json={"name": "Ada L."}).status_code == 200
         renamed = client.get("/users/1")

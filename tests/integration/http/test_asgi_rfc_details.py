@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import httpx
@@ -44,8 +44,24 @@ async def test_qualified_no_cache_and_private_strip_the_named_fields(client: htt
     assert ("a" in hit.headers, "b" in hit.headers, hit.headers["c"]) == (False, False, "3")
 
 
-async def test_date_is_added_when_the_app_sends_none(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/page")).headers["date"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+async def test_date_is_added_when_the_app_sends_none_and_sent_when_asked(
+    make_client: Callable[..., tuple[httpx.AsyncClient, CacheMiddleware]],
+) -> None:
+    client, _ = make_client(send_date=True)
+    async with client:
+        assert (await client.get("/page")).headers["date"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+
+
+async def test_date_is_left_to_the_server_by_default_and_age_still_counts(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    first = await client.get("/page")
+    clock.advance(7)
+    hit = await client.get("/page")
+    assert hit.headers["x-cache"] == "HIT"
+    assert "date" not in first.headers  # uvicorn and co. add their own; two would break RFC 9110 6.6.1
+    assert "date" not in hit.headers
+    assert hit.headers["age"] == "7"
 
 
 async def test_request_no_store_may_be_served_but_is_never_stored(client: httpx.AsyncClient, origin: Origin) -> None:
