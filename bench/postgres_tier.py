@@ -101,9 +101,9 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
         "set + 3 tags",
         {
             "raw prepared upsert + encode": lambda i: set_stmt.fetch(
-                f"raw:t{i % KEYS}", CODEC.encode(value(i)), float(TTL), tags_of(i)
+                f"raw:t{i % KEYS}", CODEC.encode(value(i)), float(TTL), tags_of(i % KEYS)
             ),
-            "cachetier set(tags=...)": lambda i: cache.set(f"t{i % KEYS}", value(i), ttl=TTL, tags=tags_of(i)),
+            "cachetier set(tags=...)": lambda i: cache.set(f"t{i % KEYS}", value(i), ttl=TTL, tags=tags_of(i % KEYS)),
         },
         ops=n(3000),
     )
