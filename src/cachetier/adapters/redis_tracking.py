@@ -44,7 +44,7 @@ the manager discard a load that began after our change. So:
   unsafe: the server merges writes made in one event-loop turn into one
   notification, so another process's write can hide in our echo; comparing
   values cannot be fooled that way. Such a key's L1 copy stays until the MGET
-  answers (one round trip);
+  answers (one round trip; echoes that arrive meanwhile share the next MGET);
 - after a tag invalidation or a clear, whose keys the client never sees, the
   adapter passes a fence: a key of its own under the prefix, written after the
   changes (by the invalidation script itself), whose notification the server
@@ -102,7 +102,8 @@ class InvalidationFeed:
         self._expected: dict[str, list[Any]] = {}  # key -> [bytes expected in L2 (b"" if absent), echoes due]
         self._fences: dict[str, asyncio.Future[None]] = {}
         self._fence_prefix = prefix + FENCE_MARK
-        self._checks: set[asyncio.Task[None]] = set()
+        self._checks: set[asyncio.Task[None]] = set()  # the echo check in flight, if any
+        self._unchecked: dict[str, bytes] = {}  # echoes of our changes waiting for it: key -> bytes expected
         self._prefix = prefix
         self._on_change = on_change
         self._listener: AbstractConnection | None = None
@@ -301,9 +302,18 @@ class InvalidationFeed:
         if changed:
             self._notify(changed)
         if ours:
-            check = asyncio.create_task(self._report_unless_ours(ours))
-            self._checks.add(check)
-            check.add_done_callback(self._checks.discard)
+            # One check in flight at a time: echoes arriving meanwhile wait for the next MGET
+            # together, so a busy writer pays one round trip per batch, not one per echo.
+            self._unchecked.update(ours)
+            if not self._checks:
+                check = asyncio.create_task(self._check_echoes())
+                self._checks.add(check)
+                check.add_done_callback(self._checks.discard)
+
+    async def _check_echoes(self) -> None:
+        while self._unchecked:
+            batch, self._unchecked = self._unchecked, {}
+            await self._report_unless_ours(batch)
 
     async def _report_unless_ours(self, ours: dict[str, bytes]) -> None:
         try:
@@ -332,6 +342,7 @@ class InvalidationFeed:
     def _notify(self, keys: Sequence[str] | None) -> None:
         if keys is None:
             self._expected.clear()
+            self._unchecked.clear()
         try:
             self._on_change(keys)
         except Exception:
