@@ -7,6 +7,13 @@ default) share one entry. A method's instance is left out, so instances share
 results, unless it defines `__cache_key__()`, whose result then stands in for
 it. A class (`cls`, or any class passed as an argument) is encoded by its
 qualified name: a classmethod's result usually depends on the class it builds.
+
+Functions that one factory makes share their qualified name; when such a
+closure captured variables, the encodable ones (numbers, strings, JSON-like
+containers, classes) are hashed into the prefix, so `make_getter(1)` and
+`make_getter(2)` keep their own entries. Closures that differ only in what
+cannot be encoded (a client, a lock) still share them: give those `key=` or
+`namespace=`.
 """
 
 from __future__ import annotations
@@ -35,6 +42,24 @@ def _encode_default(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _captured_suffix(func: Callable[..., Any]) -> str:
+    """`:<hash>` of the encodable values `func` captured from its enclosing function, or ""."""
+    cells = getattr(func, "__closure__", None)
+    if not cells:
+        return ""
+    captured: dict[str, str] = {}
+    for name, cell in zip(func.__code__.co_freevars, cells, strict=True):
+        try:
+            captured[name] = orjson.dumps(
+                cell.cell_contents, default=_encode_default, option=orjson.OPT_SORT_KEYS
+            ).decode()
+        except (ValueError, TypeError):  # an empty cell, or a value with no stable encoding
+            continue
+    if not captured:
+        return ""
+    return ":" + xxhash.xxh3_64_hexdigest(orjson.dumps(captured, option=orjson.OPT_SORT_KEYS))
+
+
 def _template_fields(template: str) -> set[str]:
     fields: set[str] = set()
     for _, field, _, _ in string.Formatter().parse(template):
@@ -54,7 +79,7 @@ class CallKeys:
             raise ConfigError(f"{func.__qualname__}: tags must be a list of str, not a single str")
         self.signature = inspect.signature(func)
         self.qualname = func.__qualname__
-        self.prefix = prefix
+        self.prefix = prefix + _captured_suffix(func)
         self.key = key
         self.tags: tuple[str, ...] | Callable[..., Iterable[str]] = tags if callable(tags) else tuple(tags)
         params = self.signature.parameters.values()

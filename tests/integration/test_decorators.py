@@ -161,6 +161,31 @@ async def test_generated_keys_are_namespace_qualname_and_hash_of_sorted_json(cac
     assert await cache.get(f"reports:{total.__qualname__}:{digest}") == 2.0
 
 
+async def test_closures_from_one_factory_keep_apart_by_what_they_captured(cache: CacheManager) -> None:
+    def scaled_by(factor: int, client: object) -> Any:
+        @cache_method(cache=cache)
+        async def scaled(x: int) -> int:
+            assert client is not None  # captured but not encodable: left out of the key
+            return x * factor
+
+        return scaled
+
+    double, triple, double_again = scaled_by(2, object()), scaled_by(3, object()), scaled_by(2, object())
+    assert double.__qualname__ == triple.__qualname__
+    assert (await double(5), await triple(5)) == (10, 15)
+    assert await double_again(5) == 10  # same captured factor: the same entry is fine
+
+
+async def test_functions_without_captured_values_keep_the_plain_prefix(cache: CacheManager) -> None:
+    @cache_method(cache=cache, namespace="reports")
+    async def plain(x: int) -> int:
+        return x
+
+    await plain(1)
+    digest = xxhash.xxh3_128_hexdigest(orjson.dumps({"x": 1}, option=orjson.OPT_SORT_KEYS))
+    assert await cache.get(f"reports:{plain.__qualname__}:{digest}") == 1
+
+
 async def test_key_callable_receives_the_call_arguments(cache: CacheManager) -> None:
     seen: list[tuple[Any, ...]] = []
 
