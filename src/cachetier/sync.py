@@ -97,14 +97,21 @@ class SyncCache:
             return await asyncio.wrap_future(result)
 
         outcome = self._submit(start(bridge))
-        pending: list[Future[Any]] = [outcome, wanted]
-        wait(pending, return_when=FIRST_COMPLETED)
-        if wanted.done():
-            try:
-                result.set_result(loader())
-            except BaseException as exc:
-                result.set_exception(exc)
-        return self._result(outcome)
+        try:
+            pending: list[Future[Any]] = [outcome, wanted]
+            wait(pending, return_when=FIRST_COMPLETED)
+            if wanted.done():
+                try:
+                    result.set_result(loader())
+                except BaseException as exc:
+                    result.set_exception(exc)
+            return self._result(outcome)
+        finally:
+            if not result.done():
+                # This thread stopped waiting (Ctrl-C, a timeout signal) before its loader ran:
+                # end the call, so that callers of the same key do not wait on it for ever.
+                result.cancel()
+                outcome.cancel()
 
     def set(self, key: str, value: Any, **options: Any) -> None:
         self.run(self.manager.set(key, value, **options))

@@ -6,10 +6,12 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from cachetier import CacheClosedError, CacheConfig, create_for_testing, create_with_config
+from cachetier import sync as sync_module
 from cachetier.adapters.memory import MemoryAdapter
 from cachetier.sync import SyncCache
 
@@ -126,3 +128,26 @@ def test_a_call_in_flight_when_the_facade_closes_does_not_hang() -> None:
     assert not reader.is_alive()
     assert len(outcome) == 1
     assert isinstance(outcome[0], CacheClosedError)
+
+
+def test_a_caller_interrupted_while_its_loader_is_wanted_does_not_strand_other_callers(
+    cache: SyncCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_wait = sync_module.wait
+    interrupted = threading.Event()
+
+    def interrupting_wait(*args: Any, **kwargs: Any) -> Any:
+        if not interrupted.is_set():
+            interrupted.set()
+            time.sleep(0.05)  # the manager misses and asks for the loader meanwhile
+            raise KeyboardInterrupt  # as Ctrl-C lands in the caller's thread
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "wait", interrupting_wait)
+    with pytest.raises(KeyboardInterrupt):
+        cache.get("k", lambda: "from the interrupted caller")
+    done: list[Any] = []
+    other = threading.Thread(target=lambda: done.append(cache.get("k", lambda: "from the next caller")))
+    other.start()
+    other.join(timeout=5)
+    assert done == ["from the next caller"]  # not stuck behind a load nobody will finish
