@@ -1,15 +1,8 @@
 """Redis (standalone or Sentinel-managed) as the L2 store, over redis-py's asyncio client.
 
-Connections: a bounded `BlockingConnectionPool` (callers wait up to `pool_timeout`
-seconds for a connection instead of failing), socket and connect timeouts, and
-2 retries with exponential backoff on connection errors and timeouts. A retry
-may repeat a command whose reply (not request) was lost; only `incr` minds.
-
-URLs: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS; pass
-``ssl_ca_certs=...`` etc. as options or query parameters), ``unix:///path?db=0``,
-and ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service_name[/db]``
-(port 26379 by default; credentials are the master's; a ``sentinel_kwargs``
-option goes to the Sentinels). Settings in a URL win over options.
+Connections and URLs (``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``)
+are `cachetier.adapters.redis_connection`'s. A retry may repeat a command whose
+reply (not request) was lost; only `incr` minds.
 
 Keys arrive namespaced (``ns:key``) and are stored as given, as plain strings
 with PX expiry. Two reserved key families are never counted as entries:
@@ -51,30 +44,19 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, cast
-from urllib.parse import unquote, urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import Connection, parse_url
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import (
-    Sentinel,
-    SentinelConnectionPool,
-    SentinelManagedConnection,
-    SentinelManagedSSLConnection,
-)
-from redis.backoff import ExponentialBackoff
+from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from cachetier.adapters import redis_scripts
 from cachetier.adapters.redis_batching import GetBatcher
-from cachetier.adapters.redis_connection import with_deadline_send
+from cachetier.adapters.redis_connection import client_for_host, client_for_url
 from cachetier.adapters.redis_tracking import FENCE_MARK, FENCE_TTL_MS, InvalidationFeed
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry
 
-SENTINEL_SCHEME: Final = "redis+sentinel"
 _TAG_LIST_OPEN, _TAG_LIST_CLOSE = "{k:", "}"
 _RESERVED: Final = (b"{k:", b"{t:")
 _FENCE_MARK: Final = FENCE_MARK.encode()
@@ -114,10 +96,6 @@ def _backend_errors(operation: str) -> Iterator[None]:
         yield
     except RedisError as exc:
         raise _backend_error(operation, exc) from exc
-
-
-class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
-    """Sentinel master discovery with the blocking pool's bounded wait."""
 
 
 class RedisAdapter:
@@ -173,7 +151,9 @@ class RedisAdapter:
             options["password"] = config.redis_password
         if config.redis_url:
             return cls.from_url(config.redis_url, **options)
-        return cls._owning(host=config.redis_host or "localhost", port=config.redis_port, **options)
+        return cls(
+            client_for_host(host=config.redis_host or "localhost", port=config.redis_port, **options), close_client=True
+        )
 
     @classmethod
     def from_url(
@@ -198,56 +178,9 @@ class RedisAdapter:
             connect_timeout=connect_timeout,
             retries=retries,
         )
-        if url.startswith(SENTINEL_SCHEME + "://"):
-            return cls._sentinel(url, **options)
-        try:
-            url_options = parse_url(url)
-        except ValueError as exc:
-            raise ConfigError(f"redis URL {url!r} is invalid: {exc}") from exc
-        return cls._owning(**{**options, **url_options})
-
-    @staticmethod
-    def _connection_options(options: dict[str, Any]) -> dict[str, Any]:
-        backoff = ExponentialBackoff(cap=0.25, base=0.025)
-        options["retry"] = Retry(backoff, options.pop("retries", 2))
-        options["timeout"] = options.pop("pool_timeout", 1.0)
-        options["socket_connect_timeout"] = options.pop("connect_timeout", 1.0)
-        return options
-
-    @classmethod
-    def _owning(cls, **options: Any) -> RedisAdapter:
-        options["connection_class"] = with_deadline_send(options.get("connection_class", Connection))
-        pool = BlockingConnectionPool(**cls._connection_options(options))
-        return cls(Redis.from_pool(pool), close_client=True)
-
-    @classmethod
-    def _sentinel(cls, url: str, **options: Any) -> RedisAdapter:
-        parts = urlsplit(url)
-        hosts = parts.netloc.rpartition("@")[2]
-        path = [unquote(part) for part in parts.path.split("/") if part]
-        if not hosts or not 1 <= len(path) <= 2 or parts.query or (len(path) == 2 and not path[1].isdigit()):
-            raise ConfigError(f"sentinel URL must be {SENTINEL_SCHEME}://host:port[,host:port]/service_name[/db]")
-        sentinels = []
-        for host in hosts.split(","):
-            address = urlsplit("//" + host)
-            sentinels.append((address.hostname or "localhost", address.port or 26379))
-        if parts.username:
-            options["username"] = unquote(parts.username)
-        if parts.password:
-            options["password"] = unquote(parts.password)
-        if len(path) == 2:
-            options["db"] = int(path[1])
-        connection = cls._connection_options(options)
-        managed = SentinelManagedSSLConnection if connection.pop("ssl", False) else SentinelManagedConnection
-        connection["connection_class"] = with_deadline_send(managed)
-        # Without `retry` here, each dead Sentinel costs redis-py's default 10 retries per discovery.
-        sentinel_kwargs = {key: connection[key] for key in ("socket_timeout", "socket_connect_timeout", "retry")}
-        sentinel_kwargs.update(connection.pop("sentinel_kwargs", None) or {})
-        # redis-py leaves Sentinel.__init__ unannotated.
-        sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **connection)  # type: ignore[no-untyped-call]
-        client = sentinel.master_for(path[0], connection_pool_class=_BlockingSentinelPool)
+        client, close_also = client_for_url(url, **options)
         adapter = cls(client, close_client=True)
-        adapter._closers.append(sentinel.aclose)
+        adapter._closers.extend(close_also)
         return adapter
 
     async def get(self, key: str) -> bytes | None:
