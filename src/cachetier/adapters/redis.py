@@ -317,8 +317,13 @@ class RedisAdapter:
         fences = [(feed, feed.open_fence()) for feed in self._feeds]
         fence_keys = [key for _, key in fences if key is not None]
         arguments = [_TAG_LIST_OPEN, _TAG_LIST_CLOSE, len(fence_keys), FENCE_TTL_MS]
-        with _backend_errors("invalidate_tags"):
-            removed = int(await self._run(self._invalidate, [*indexes, *fence_keys], arguments))
+        try:
+            with _backend_errors("invalidate_tags"):
+                removed = int(await self._run(self._invalidate, [*indexes, *fence_keys], arguments))
+        except BackendError:
+            for feed, key in fences:
+                feed.abandon_fence(key)
+            raise
         for feed, key in fences:
             await feed.pass_fence(key, written=True)
         return removed

@@ -149,6 +149,11 @@ class InvalidationFeed:
         self._fences[key] = asyncio.get_running_loop().create_future()
         return key
 
+    def abandon_fence(self, key: str | None) -> None:
+        """Forget a fence that will never be written (the changes it was to follow failed)."""
+        if key is not None:
+            self._fences.pop(key, None)
+
     async def pass_fence(self, key: str | None, *, written: bool) -> None:
         """Return once every change this process made before `key` was written has been through the feed.
 
