@@ -76,23 +76,26 @@ def decode_values(
     Blobs that cannot be decoded are left out and reported to `on_error`. With
     `view`, the codec gets a zero-copy `memoryview` of each large payload (only
     for codecs that accept one). With `decode_many` (payloads to values, raising
-    `DeserializationError` if any fails), a batch of plain frames is decoded
-    without a Python call per value; anything else takes the one-by-one path.
+    `DeserializationError` if any fails), a batch of small plain frames is
+    decoded without a Python call per value; anything else takes the
+    one-by-one path.
     """
     if decode_many is not None:
-        plain, size = plain_prefix(codec), _HEADER_SIZE
+        # Small frames only: copying large payloads into one array costs more than the calls it saves
+        # (100 values of 20 KB: 0.93 ms batched against 0.67 ms one by one; of 100 bytes: 38 against 59 µs).
+        plain, size, largest = plain_prefix(codec), _HEADER_SIZE, _VIEW_FROM
         try:
             payloads = [
                 data[size + (data[11] << 8 | data[12]) :]  # the big-endian u16 tags length
                 for data in blobs
-                if data is not None and data.startswith(plain)
+                if data is not None and data.startswith(plain) and len(data) <= largest
             ]
         except IndexError:  # a blob shorter than a header: the one-by-one path reports it
             payloads = []
         present = (
             keys if len(payloads) == len(blobs) else [k for k, d in zip(keys, blobs, strict=True) if d is not None]
         )
-        if len(payloads) == len(present):  # every present blob is a plain frame
+        if len(payloads) == len(present):  # every present blob is a small plain frame
             try:
                 return dict(zip(present, decode_many(payloads), strict=True))
             except DeserializationError:
