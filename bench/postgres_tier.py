@@ -13,8 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from bench._measure import Op, Row, compare, concurrent, timed_with_setup
-from bench.redis_tier import CODEC, KEYS, TTL, loader_for, tags_of, value
+from bench._measure import Row, compare, concurrent, timed_with_setup
+from bench.redis_tier import CODEC, KEYS, TTL, loader_for, mixed, tags_of, value
 from cachetier import CacheConfig, create_cache
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -151,15 +151,6 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
         },
         reps,
     )
-
-    def mixed(get: Any, put: Any) -> Op:
-        async def op(i: int) -> Any:
-            key = f"k{(i * 7919) % KEYS}"
-            if i % 10 == 0:
-                return await put(key, value(i))
-            return await get(key)
-
-        return op
 
     async def pool_get(key: str) -> Any:
         data = await pool.fetchval(get_sql, "raw:" + key)

@@ -43,6 +43,18 @@ def loader_for(i: int) -> Any:
     return lambda: value(i)
 
 
+def mixed(get: Any, put: Any) -> Op:
+    """The 64-task scenario's op: 90% `get(key)`, 10% `put(key, value)`, over scattered keys."""
+
+    async def op(i: int) -> Any:
+        key = f"k{(i * 7919) % KEYS}"
+        if i % 10 == 0:
+            return await put(key, value(i))
+        return await get(key)
+
+    return op
+
+
 class Contenders:
     """Clients under one run-unique prefix; `close()` removes every key they made."""
 
@@ -284,15 +296,6 @@ async def _invalidate_rows(c: Contenders, reps: int) -> list[Row]:
 
 async def _concurrent_rows(c: Contenders, ops_per_task: int) -> list[Row]:
     raw, cw, aio = c.raw, c.cashews, c.aio
-
-    def mixed(get: Any, put: Any) -> Op:
-        async def op(i: int) -> Any:
-            key = f"k{(i * 7919) % KEYS}"
-            if i % 10 == 0:
-                return await put(key, value(i))
-            return await get(key)
-
-        return op
 
     async def raw_get(key: str) -> Any:
         data = await raw.get(c.raw_key(key))
