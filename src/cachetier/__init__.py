@@ -15,13 +15,14 @@ from cachetier.errors import (
     InvalidKeyError,
     InvalidTagError,
     InvalidTTLError,
+    LoaderTimeoutError,
     NotAnIntegerError,
     SerializationError,
 )
 from cachetier.factory import HealthCheck, create_cache, create_for_testing, create_health_check, create_with_config
 from cachetier.keys import MAX_KEY_BYTES, MAX_TAG_BYTES
 from cachetier.manager import CacheManager
-from cachetier.protocols import L2Adapter, L2Entry
+from cachetier.protocols import L2Adapter, L2Entry, Lease, LeasingAdapter
 from cachetier.sentinel import MISS, Missing
 from cachetier.stats import CacheStats, L1Stats, L2Stats
 
@@ -51,7 +52,10 @@ __all__ = [
     "L2Adapter",
     "L2Entry",
     "L2Stats",
+    "Lease",
+    "LeasingAdapter",
     "Loader",
+    "LoaderTimeoutError",
     "MSetItem",
     "Missing",
     "NotAnIntegerError",

@@ -33,7 +33,11 @@ class CacheConfig:
     change feed where it has one (Redis client tracking), so L1 copies that
     other processes changed are dropped within about a round trip instead of
     living up to `l1_max_ttl`; it costs Redis write throughput (see README).
-    TTLs and timeouts are seconds. `adapter="auto"` picks, in production, Redis
+    TTLs and timeouts are seconds. `loader_timeout` bounds one loader run
+    (callers get `LoaderTimeoutError`); `lease_ttl` is how long a miss's lease
+    on L2 lasts (a loader slower than that cannot store its value), and
+    `lease_wait` how long a caller waits for another process that holds the
+    lease before it runs the loader itself without storing. `adapter="auto"` picks, in production, Redis
     when a Redis URL or host is set and reachable; otherwise (and as the
     fallback) PostgreSQL when `database_url` is a postgres URL, else the
     embedded SQLite file (see `cachetier.selection`).
@@ -66,6 +70,9 @@ class CacheConfig:
     cleanup_interval: float = 60.0
     failure_threshold: int = 5
     recovery_timeout: float = 5.0
+    loader_timeout: float | None = 30.0
+    lease_ttl: float = 30.0
+    lease_wait: float = 2.0
 
     def __post_init__(self) -> None:
         _check_choice("adapter", self.adapter, AdapterChoice)
@@ -85,6 +92,10 @@ class CacheConfig:
             raise ConfigError(f"default_ttl must be at most {MAX_TTL:.0f} seconds, got {self.default_ttl!r}")
         if self.l1_max_ttl is not None:
             _check_positive("l1_max_ttl", self.l1_max_ttl)
+        if self.loader_timeout is not None:
+            _check_positive("loader_timeout", self.loader_timeout)
+        _check_positive("lease_ttl", self.lease_ttl)
+        _check_positive("lease_wait", self.lease_wait)
         if self.max_memory_bytes is not None:
             _check_positive("max_memory_bytes", self.max_memory_bytes)
         if self.compression_threshold < 0:
@@ -183,4 +194,7 @@ _ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "CACHE_DATABASE_URL": _env_field("database_url", _str),
     "DATABASE_URL": _env_field("database_url", _str),
     "CACHE_TABLE_NAME": _env_field("table_name", _str),
+    "CACHE_LOADER_TIMEOUT": _env_field("loader_timeout", float),
+    "CACHE_LEASE_TTL": _env_field("lease_ttl", float),
+    "CACHE_LEASE_WAIT": _env_field("lease_wait", float),
 }

@@ -40,6 +40,10 @@ class NotAnIntegerError(CacheError, TypeError):
     """`increment`/`decrement` hit a key whose value is not an integer."""
 
 
+class LoaderTimeoutError(CacheError, TimeoutError):
+    """A loader ran longer than `loader_timeout`; every caller waiting for it gets this."""
+
+
 class BackendError(CacheError):
     """An L2 backend failed (connection lost, timeout, server error).
 

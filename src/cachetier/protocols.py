@@ -85,6 +85,49 @@ class L2Adapter(Protocol):
     async def close(self) -> None: ...
 
 
+class Lease(NamedTuple):
+    """What `LeasingAdapter.get_or_lease` found: a value, a lease granted to the caller, or neither.
+
+    Exactly one of three outcomes: `value` is the stored bytes (no lease was
+    needed); or `token` is a lease this caller now holds, so it should load the
+    value and store it with `set_leased(..., token)`; or both are None and
+    `busy` is True because another client holds the key's lease and is loading
+    it (wait for its value and ask again). `Lease(None, None, False)` means no
+    lease could be had at all (the backend is down): load, and store plainly.
+    """
+
+    value: bytes | None
+    token: int | None = None
+    busy: bool = False
+
+
+@runtime_checkable
+class LeasingAdapter(Protocol):
+    """Leases, as memcache does them ("Scaling Memcache at Facebook", NSDI 2013).
+
+    A read that misses takes a lease token in the same atomic step. Every
+    write, delete, expire, `clear` of the key's prefix and `invalidate_tags` of
+    one of the value's tags revokes the leases it touches, so a loader that read
+    its data before one of those returned can never store it after. Tokens are
+    positive and increase over time; a lease lives `lease_ttl` seconds and only
+    one is held per key at a time. Every built-in adapter implements this; the
+    manager falls back to plain reads and writes for adapters that do not.
+    """
+
+    async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
+        """The value, or a new lease on the missing key, or `busy` when another client holds it."""
+        ...
+
+    async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
+        """Store `value` only while `token` is still the key's lease (then release it).
+
+        False when the lease was revoked by a write, delete, expire, clear or
+        an invalidation of one of `tags` that happened after it was granted,
+        or expired; nothing is stored then.
+        """
+        ...
+
+
 class PurgeHook(Protocol):
     """Told about tag invalidations after they happen, e.g. to purge a CDN.
 
