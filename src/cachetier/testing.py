@@ -22,6 +22,7 @@ import uuid
 import pytest
 
 from cachetier.errors import NotAnIntegerError
+from cachetier.lease_contract import LeaseContractSuite
 from cachetier.protocols import L2Adapter, L2Entry
 
 SHORT_TTL = 0.3
@@ -29,12 +30,8 @@ EXPIRY_WAIT = 0.6
 
 
 @pytest.mark.asyncio
-class L2ContractSuite:
-    """Behaviour every `L2Adapter` promises. Subclasses provide an `adapter` fixture."""
-
-    @pytest.fixture
-    def prefix(self) -> str:
-        return f"contract-{uuid.uuid4().hex[:12]}:"
+class L2ContractSuite(LeaseContractSuite):
+    """Behaviour every `L2Adapter` promises, leases included. Subclasses provide an `adapter` fixture."""
 
     async def test_get_of_missing_key_returns_none(self, adapter: L2Adapter, prefix: str) -> None:
         assert await adapter.get(prefix + "absent") is None

@@ -7,8 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from cachetier.adapters.memory_leases import LeaseBook
 from cachetier.errors import NotAnIntegerError
-from cachetier.protocols import L2Entry
+from cachetier.protocols import L2Entry, Lease
 
 _MIN_SWEEP = 1024  # entries before the first sweep of expired ones
 
@@ -28,6 +29,7 @@ class MemoryAdapter:
         self._key_tags: dict[str, tuple[str, ...]] = {}
         self._tag_keys: dict[str, set[str]] = {}
         self._sweep_at = _MIN_SWEEP
+        self._leases = LeaseBook()
 
     def _live(self, key: str) -> bytes | None:
         item = self._values.get(key)
@@ -55,6 +57,7 @@ class MemoryAdapter:
         self._sweep_at = max(_MIN_SWEEP, 2 * len(self._values))
 
     def _store(self, key: str, value: bytes, ttl: float, tags: Sequence[str]) -> None:
+        self._leases.revoke(key)
         self._remove(key)
         if len(self._values) >= self._sweep_at:
             self._sweep()
@@ -77,13 +80,25 @@ class MemoryAdapter:
         for entry in entries:
             self._store(entry.key, entry.value, entry.ttl, entry.tags)
 
+    async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
+        value = self._live(key)
+        return Lease(value) if value is not None else self._leases.take(key, lease_ttl)
+
+    async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
+        if not self._leases.redeem(key, tags, token):
+            return False
+        self._store(key, value, ttl, tags)
+        return True
+
     async def delete(self, key: str) -> bool:
+        self._leases.revoke(key)
         return self._live(key) is not None and self._remove(key)
 
     async def exists(self, key: str) -> bool:
         return self._live(key) is not None
 
     async def expire(self, key: str, ttl: float) -> bool:
+        self._leases.revoke(key)
         value = self._live(key)
         if value is None:
             return False
@@ -103,6 +118,7 @@ class MemoryAdapter:
         return number
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        self._leases.revoke_tags(tags)
         keys = set().union(*(self._tag_keys.get(tag, ()) for tag in tags))
         now = time.monotonic()
         live = sum(1 for key in keys if self._values.get(key, (b"", -math.inf))[1] > now)
@@ -111,6 +127,7 @@ class MemoryAdapter:
         return live
 
     async def clear(self, prefix: str) -> int:
+        self._leases.revoke_prefix(prefix)
         doomed = [key for key in self._values if key.startswith(prefix)]
         return sum(self._live(key) is not None and self._remove(key) for key in doomed)
 
@@ -125,3 +142,4 @@ class MemoryAdapter:
         self._values.clear()
         self._key_tags.clear()
         self._tag_keys.clear()
+        self._leases.clear()
