@@ -8,6 +8,12 @@ is both faster than LRU's reordering and, on skewed traces, a higher hit ratio
 
 Entries hold decoded Python objects: a hit returns the stored object itself,
 so callers must treat cached values as immutable.
+
+Everything the store keeps is bounded: live entries by `max_entries` and
+`max_bytes`; a dead entry (evicted, deleted, expired, invalidated) drops its
+value and tags at once and stays only as a small tombstone in its FIFO, and
+the FIFOs are rebuilt as soon as tombstones outnumber live entries; the ghost
+list holds at most `max_entries` keys.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class L1Store:
         self._ghost: dict[str, None] = {}
         self._tags: dict[str, set[str]] = {}
         self._small_live = 0
+        self._dead = 0  # tombstones still in the FIFOs
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -85,11 +92,17 @@ class L1Store:
         threads may call it while the owning event loop writes (the GIL makes
         the dict read atomic; a racy counter is harmless)."""
         entry = self._data.get(key)
-        if entry is None or entry.expires_at <= _now():
+        if entry is None:
+            self.misses += 1
+            return MISS
+        # The value is read before the expiry: the loop may kill this entry meanwhile, and
+        # `_evict_entry` zeroes the expiry before it drops the value, so a dropped value is never served.
+        value = entry.value
+        if entry.expires_at <= _now():
             self.misses += 1
             return MISS
         self.hits += 1
-        return entry.value
+        return value
 
     def set(self, key: str, value: Any, expires_at: float, tags: tuple[str, ...] = (), size: int = 0) -> None:
         """Insert or replace; `size` is the encoded byte size, used by the byte bound."""
@@ -147,15 +160,17 @@ class L1Store:
             self._main.clear()
             self._ghost.clear()
             self._tags.clear()
-            self._small_live = self._bytes = 0
+            self._small_live = self._dead = self._bytes = 0
             return
         self.delete_many([key for key in self._data if key.startswith(prefix)])
 
     def _discard(self, entry: _Entry) -> None:
+        """Kill an entry that is still queued: it stays in its FIFO as a tombstone until popped or compacted."""
         self._evict_entry(entry)
         if not entry.in_main:
             self._small_live -= 1
-        if len(self._small) + len(self._main) > 2 * self.max_entries + 64:
+        self._dead += 1
+        if self._dead > len(self._data) + 64:
             self._compact()
 
     def _untag(self, entry: _Entry) -> None:
@@ -167,10 +182,12 @@ class L1Store:
                     del self._tags[tag]
 
     def _compact(self) -> None:
-        # Deleted entries stay in the FIFOs as tombstones until popped; rebuild
-        # the queues when tombstones outnumber live entries so memory stays bounded.
+        # Rebuilding costs O(queued), and runs only once tombstones outnumber live
+        # entries, so each discard pays O(1) amortised and the FIFOs hold at most
+        # about twice the live entries.
         self._small = deque(entry for entry in self._small if not entry.dead)
         self._main = deque(entry for entry in self._main if not entry.dead)
+        self._dead = 0
 
     def _over_bounds(self) -> bool:
         if len(self._data) > self.max_entries:
@@ -188,6 +205,7 @@ class L1Store:
         while self._small:
             entry = self._small.popleft()
             if entry.dead:
+                self._dead -= 1
                 continue
             self._small_live -= 1
             if entry.freq > 0:
@@ -203,6 +221,7 @@ class L1Store:
         while self._main:
             entry = self._main.popleft()
             if entry.dead:
+                self._dead -= 1
                 continue
             if entry.freq > 0:
                 entry.freq -= 1
@@ -216,6 +235,11 @@ class L1Store:
         self._untag(entry)
         self._bytes -= entry.size
         entry.dead = True
+        # A tombstone must not keep its value alive (the byte bound counts live entries only).
+        # The expiry goes first: `peek` in another thread reads the value, then the expiry.
+        entry.expires_at = 0.0
+        entry.value = None
+        entry.tags = ()
 
     def _remember_ghost(self, key: str) -> None:
         self._ghost[key] = None

@@ -120,3 +120,33 @@ def test_random_operations_keep_internal_counts_consistent() -> None:
         assert store.size_bytes == sum(entry.size for entry in store._data.values())
         live_small = sum(1 for entry in store._small if not entry.dead)
         assert live_small == store._small_live
+        tombstones = [entry for queue in (store._small, store._main) for entry in queue if entry.dead]
+        assert len(tombstones) == store._dead <= len(store) + 64
+        assert all(entry.value is None and not entry.tags for entry in tombstones)
+
+
+def test_dead_entries_keep_neither_their_values_nor_their_tags() -> None:
+    store = L1Store(100)
+    store.set("evicted", [0] * 1000, later())
+    store.set("deleted", [1] * 1000, later())
+    store.set("invalidated", [2] * 1000, later(), ("t",))
+    store.set("expired", [3] * 1000, time.time() - 1)
+    store.delete("deleted")
+    store.invalidate_tags(["t"])
+    assert store.get("expired") is MISS
+    tombstones = [entry for queue in (store._small, store._main) for entry in queue if entry.dead]
+    assert {entry.key for entry in tombstones} == {"deleted", "invalidated", "expired"}
+    assert all(entry.value is None and entry.tags == () for entry in tombstones)
+
+
+def test_tombstones_never_outnumber_live_entries_by_more_than_a_constant() -> None:
+    # A large store with few live entries: before, tombstones piled up to 2 x max_entries (20,064 here).
+    store = L1Store(10_000)
+    for i in range(10):
+        store.set(f"live{i}", i, later())
+    for i in range(5_000):
+        store.set(f"k{i}", i, later(), ("t",))
+        store.invalidate_tags(["t"])
+        assert len(store._small) + len(store._main) <= 2 * len(store) + 65
+    assert len(store) == 10
+    assert all(store.get(f"live{i}") == i for i in range(10))
