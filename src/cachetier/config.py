@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar, cast, get_args
 
 from cachetier.errors import ConfigError
-from cachetier.keys import MAX_TTL
+from cachetier.keys import MAX_TTL, is_valid_namespace
 
 AdapterChoice = Literal["auto", "redis", "database", "memory", "sqlite", "postgres"]
 Environment = Literal["development", "production", "testing"]
@@ -33,7 +33,9 @@ class CacheConfig:
     change feed where it has one (Redis client tracking), so L1 copies that
     other processes changed are dropped within about a round trip instead of
     living up to `l1_max_ttl`; it costs Redis write throughput (see README).
-    TTLs and timeouts are seconds. `loader_timeout` bounds one loader run
+    `max_inflated_bytes` caps how far a compressed entry may inflate when read
+    (a larger one is a corrupt entry: a logged miss; values larger than it are
+    stored uncompressed). TTLs and timeouts are seconds. `loader_timeout` bounds one loader run
     (callers get `LoaderTimeoutError`); `lease_ttl` is how long a miss's lease
     on L2 lasts (a loader slower than that cannot store its value), and
     `lease_wait` how long a caller waits for another process that holds the
@@ -54,6 +56,7 @@ class CacheConfig:
     l1_max_ttl: float | None = 60.0
     enable_compression: bool = False
     compression_threshold: int = 1024
+    max_inflated_bytes: int = 64 * 1024 * 1024  # framing.DEFAULT_MAX_INFLATED_BYTES; see its docstring
     redis_url: str | None = None
     redis_host: str | None = None
     redis_port: int = 6379
@@ -98,10 +101,15 @@ class CacheConfig:
         _check_positive("lease_wait", self.lease_wait)
         if self.max_memory_bytes is not None:
             _check_positive("max_memory_bytes", self.max_memory_bytes)
+        if isinstance(self.max_inflated_bytes, bool) or not isinstance(self.max_inflated_bytes, int):
+            raise ConfigError(f"max_inflated_bytes must be an int, got {self.max_inflated_bytes!r}")
+        _check_positive("max_inflated_bytes", self.max_inflated_bytes)
         if self.compression_threshold < 0:
             raise ConfigError(f"compression_threshold must be >= 0, got {self.compression_threshold}")
-        if not self.namespace or ":" in self.namespace:
-            raise ConfigError(f"namespace must be a non-empty string without ':', got {self.namespace!r}")
+        if not is_valid_namespace(self.namespace):  # so no stored name can spell a backend's own structures
+            raise ConfigError(
+                f"namespace must be 1-64 ASCII letters, digits, '_', '.' or '-', got {self.namespace!r:.80}"
+            )
         if not _IDENTIFIER.fullmatch(self.table_name):
             raise ConfigError(
                 f"table_name must be a plain SQL identifier (letters, digits, _; at most 48), got {self.table_name!r}"
@@ -186,6 +194,7 @@ _ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "CACHE_L1_MAX_TTL": _env_field("l1_max_ttl", float),
     "CACHE_ENABLE_COMPRESSION": _env_field("enable_compression", _parse_bool),
     "CACHE_COMPRESSION_THRESHOLD": _env_field("compression_threshold", int),
+    "CACHE_MAX_INFLATED_BYTES": _env_field("max_inflated_bytes", int),
     "REDIS_URL": _env_field("redis_url", _str),
     "REDIS_HOST": _env_field("redis_host", _str),
     "REDIS_PORT": _env_field("redis_port", int),

@@ -28,6 +28,7 @@ class EntryEncoder:
         self.compress = config.enable_compression
         self.compression_threshold = config.compression_threshold
         self.l1_max_ttl = config.l1_max_ttl
+        self.max_inflated = config.max_inflated_bytes
         json = codec if type(codec) is JsonCodec else None
         self._view = json is not None  # orjson reads a memoryview, so payloads need no copy
         self._decode_many = json.decode_many if json is not None else None
@@ -37,13 +38,15 @@ class EntryEncoder:
         """Stored bytes and the absolute expiry (Unix seconds) they carry."""
         expires_at = time.time() + ttl
         use_compression = self.compress if compress is None else compress
-        data = encode_frame(self.codec, value, expires_at, tags, use_compression, self.compression_threshold)
+        data = encode_frame(
+            self.codec, value, expires_at, tags, use_compression, self.compression_threshold, self.max_inflated
+        )
         return data, expires_at
 
     def decode(self, key: str, data: bytes) -> Frame | None:
         """The frame, or None (logged) for bytes this cache cannot read: a miss, not an error."""
         try:
-            return decode_frame(self.codec, data)
+            return decode_frame(self.codec, data, self.max_inflated)
         except DeserializationError as exc:
             _log_undecodable(key, exc)
             return None
@@ -51,7 +54,7 @@ class EntryEncoder:
     def decode_value(self, key: str, data: bytes) -> Any:
         """The value alone (for reads that fill no L1), or `MISS` (logged) for bytes this cache cannot read."""
         try:
-            return decode_value(self.codec, data, self._plain)
+            return decode_value(self.codec, data, self._plain, self.max_inflated)
         except DeserializationError as exc:
             _log_undecodable(key, exc)
             return MISS
@@ -69,6 +72,7 @@ class EntryEncoder:
             view=self._view,
             decode_many=self._decode_many,
             on_error=lambda key, exc: _log_undecodable(prefix + key, exc),
+            max_inflated=self.max_inflated,
         )
 
     def l1_expiry(self, expires_at: float) -> float:

@@ -10,6 +10,12 @@ tags length u16, tags (UTF-8, joined by U+001F), payload.
 Counters are the exception: `increment` stores plain ASCII decimal so that
 backends can add atomically (Redis INCRBY, SQL arithmetic). A frame never
 starts with a digit or '-', so the two forms cannot be confused.
+
+Stored bytes are input like any other: whatever a frame holds, decoding it
+either returns a value or raises `DeserializationError` (the manager's miss).
+A compressed payload is inflated at most to `max_inflated` bytes, so a small
+frame that would inflate to gigabytes (a zlib bomb) costs a bounded amount of
+work and memory and is rejected as corrupt.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ _HEADER_SIZE: Final = _HEADER.size
 _K = TypeVar("_K")
 _VIEW_FROM: Final = 2048
 _MAX_TAG_BYTES: Final = 0xFFFF
+DEFAULT_MAX_INFLATED_BYTES: Final = 64 * 1024 * 1024
+"""Default cap on a compressed payload's inflated size (`CacheConfig.max_inflated_bytes`)."""
 
 
 class Frame(NamedTuple):
@@ -47,11 +55,22 @@ def encode_frame(
     tags: Sequence[str],
     compress: bool,
     compress_threshold: int,
+    max_inflated: int = DEFAULT_MAX_INFLATED_BYTES,
 ) -> bytes:
-    """Encode `value` and its metadata; compress when asked and worth it."""
-    payload = codec.encode(value)
+    """Encode `value` and its metadata; compress when asked and worth it.
+
+    A payload larger than `max_inflated` is stored uncompressed, so that every
+    frame this writes is one a reader with the same cap accepts. Raises
+    `SerializationError` for values the codec cannot encode, whatever the codec raised.
+    """
+    try:
+        payload = codec.encode(value)
+    except SerializationError:
+        raise
+    except Exception as exc:  # a custom codec's own error: still the caller's mistake, said the documented way
+        raise SerializationError(f"value of type {type(value).__name__} cannot be encoded: {exc!r}") from exc
     flags = 0
-    if compress and len(payload) >= compress_threshold:
+    if compress and compress_threshold <= len(payload) <= max_inflated:
         packed = zlib.compress(payload, 1)
         if len(packed) < len(payload):
             payload, flags = packed, FLAG_ZLIB
@@ -70,6 +89,7 @@ def decode_values(
     view: bool = False,
     decode_many: Callable[[list[bytes]], list[Any]] | None = None,
     on_error: Callable[[_K, DeserializationError], None],
+    max_inflated: int = DEFAULT_MAX_INFLATED_BYTES,
 ) -> dict[_K, Any]:
     """`{key: value}` for the present blobs, values only (for reads that need neither tags nor expiry).
 
@@ -98,9 +118,9 @@ def decode_values(
         if len(payloads) == len(present):  # every present blob is a small plain frame
             try:
                 return dict(zip(present, decode_many(payloads), strict=True))
-            except DeserializationError:
+            except Exception:
                 pass  # one bad (or tagged-type) payload: find it below, one by one
-    return _decode_each(codec, keys, blobs, view, on_error)
+    return _decode_each(codec, keys, blobs, view, on_error, max_inflated)
 
 
 def _decode_each(
@@ -109,6 +129,7 @@ def _decode_each(
     blobs: Sequence[bytes | None],
     view: bool,
     on_error: Callable[[_K, DeserializationError], None],
+    max_inflated: int,
 ) -> dict[_K, Any]:
     found: dict[_K, Any] = {}
     decode = codec.decode
@@ -123,10 +144,19 @@ def _decode_each(
                 payload = memoryview(data)[start:] if view and len(data) > _VIEW_FROM else data[start:]
                 found[key] = decode(payload)  # type: ignore[arg-type]  # `view` only for codecs that take buffers
             else:
-                found[key] = decode_frame(codec, data).value
-        except DeserializationError as exc:
-            on_error(key, exc)
+                found[key] = decode_frame(codec, data, max_inflated).value
+        except Exception as exc:  # stored bytes are input: whatever the codec raised, this entry is corrupt
+            on_error(key, _corrupt(exc))
     return found
+
+
+def _corrupt(exc: Exception) -> DeserializationError:
+    """`exc` as the error a corrupt entry is reported with (a codec may raise anything on hostile bytes)."""
+    if isinstance(exc, DeserializationError):
+        return exc
+    error = DeserializationError(f"stored value cannot be decoded: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def plain_prefix(codec: Codec) -> bytes:
@@ -134,18 +164,27 @@ def plain_prefix(codec: Codec) -> bytes:
     return bytes((VERSION, 0, codec.codec_id))
 
 
-def decode_value(codec: Codec, data: bytes, plain: bytes) -> Any:
+def decode_value(codec: Codec, data: bytes, plain: bytes, max_inflated: int = DEFAULT_MAX_INFLATED_BYTES) -> Any:
     """The value alone (`plain` from `plain_prefix(codec)`): a plain frame's tags are skipped, not decoded.
 
     Raises `DeserializationError` as `decode_frame` does.
     """
     if data[:3] == plain and len(data) >= _HEADER_SIZE:
-        return codec.decode(data[_HEADER_SIZE + (data[11] << 8 | data[12]) :])
-    return decode_frame(codec, data).value
+        try:
+            return codec.decode(data[_HEADER_SIZE + (data[11] << 8 | data[12]) :])
+        except DeserializationError:
+            raise
+        except Exception as exc:
+            raise _corrupt(exc) from exc
+    return decode_frame(codec, data, max_inflated).value
 
 
-def decode_frame(codec: Codec, data: bytes) -> Frame:
-    """Decode stored bytes; raise `DeserializationError` for foreign or corrupt data."""
+def decode_frame(codec: Codec, data: bytes, max_inflated: int = DEFAULT_MAX_INFLATED_BYTES) -> Frame:
+    """Decode stored bytes; raise `DeserializationError` for foreign or corrupt data.
+
+    Corrupt includes a compressed payload that inflates past `max_inflated` bytes
+    (found after inflating at most that much) and any exception the codec raises.
+    """
     if not data:
         raise DeserializationError("stored value is shorter than the frame header")
     first = data[0]
@@ -168,8 +207,25 @@ def decode_frame(codec: Codec, data: bytes) -> Frame:
         raise DeserializationError(f"stored tags are not UTF-8: {exc}") from exc
     payload = data[start + tags_len :]
     if flags & FLAG_ZLIB:
-        try:
-            payload = zlib.decompress(payload)
-        except zlib.error as exc:
-            raise DeserializationError(f"compressed value is corrupt: {exc}") from exc
-    return Frame(codec.decode(payload), expires_ms / 1000, tags)
+        payload = _inflate(payload, max_inflated)
+    try:
+        value = codec.decode(payload)
+    except DeserializationError:
+        raise
+    except Exception as exc:
+        raise _corrupt(exc) from exc
+    return Frame(value, expires_ms / 1000, tags)
+
+
+def _inflate(payload: bytes, limit: int) -> bytes:
+    """The inflated payload; `DeserializationError` past `limit` bytes, having inflated no more than that."""
+    inflater = zlib.decompressobj()
+    try:
+        inflated = inflater.decompress(payload, limit)
+    except zlib.error as exc:
+        raise DeserializationError(f"compressed value is corrupt: {exc}") from exc
+    if not inflater.eof:
+        if inflater.unconsumed_tail or len(inflated) >= limit:
+            raise DeserializationError(f"compressed value inflates past max_inflated_bytes ({limit} bytes)")
+        raise DeserializationError("compressed value is truncated")
+    return inflated
