@@ -2,15 +2,11 @@
 
 A fault never reaches the caller: reads miss, writes are dropped, and both are
 counted and logged. After `failure_threshold` consecutive faults a circuit
-breaker opens and stops calling the backend for `recovery_timeout` seconds;
-then one trial call decides whether it closes again.
-
-Invalidations must survive an outage: a delete, tag invalidation or clear that
-could not reach the backend, and a write that was dropped (the backend may
-still hold the older value), are remembered and replayed before the backend
-serves anything again. If more than `max_pending` pile up, the namespaces they
-belong to are cleared on recovery instead, which is safe because it only
-over-invalidates.
+breaker opens and stops calling the backend; a background probe
+(`cachetier.recovery`) pings it every `probe_interval` seconds, replays the
+invalidations and dropped writes owed to it, and closes the circuit. A call
+made `recovery_timeout` seconds after the circuit opened is also let through
+as a trial, should the probe not run (no event loop between calls).
 """
 
 from __future__ import annotations
@@ -22,7 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from cachetier.errors import InvalidKeyError, InvalidTagError, NotAnIntegerError
-from cachetier.protocols import L2Adapter, L2Entry
+from cachetier.protocols import L2Adapter, L2Entry, Lease, LeasingAdapter
+from cachetier.recovery import PendingChanges, RecoveryProbe
 
 logger = logging.getLogger("cachetier")
 
@@ -86,20 +83,24 @@ class GuardedAdapter:
         failure_threshold: int = 5,
         recovery_timeout: float = 5.0,
         max_pending: int = 10_000,
+        probe_interval: float = 0.5,
     ) -> None:
         self.adapter = adapter
         self.breaker = CircuitBreaker(failure_threshold, recovery_timeout)
         self.namespace_prefix = namespace_prefix
-        self.max_pending = max_pending
         self.hits = 0
         self.misses = 0
         self.errors = 0
         self.dropped_writes = 0
         self.latency_ms: float | None = None
-        self._pending_keys: dict[str, None] = {}
-        self._pending_tags: dict[str, None] = {}
-        self._pending_prefixes: dict[str, None] = {}
-        self._replay_lock = asyncio.Lock()
+        self.pending = PendingChanges(namespace_prefix, max_pending)
+        self._probe = RecoveryProbe(self._recover, probe_interval)
+        self._closed = False
+
+    @property
+    def leases(self) -> bool:
+        """Whether the backend grants leases (every built-in adapter does)."""
+        return isinstance(self.adapter, LeasingAdapter)
 
     @property
     def name(self) -> str:
@@ -107,48 +108,27 @@ class GuardedAdapter:
 
     @property
     def healthy(self) -> bool:
-        return self.breaker.state == "closed" and not self._has_pending()
-
-    def _has_pending(self) -> bool:
-        return bool(self._pending_keys or self._pending_tags or self._pending_prefixes)
+        return self.breaker.state == "closed" and not self.pending
 
     def _remember(self, keys: Sequence[str] = (), tags: Sequence[str] = (), prefix: str | None = None) -> None:
-        self._pending_keys.update(dict.fromkeys(keys))
-        self._pending_tags.update(dict.fromkeys(tags))
-        if prefix is not None:
-            self._pending_prefixes[prefix] = None
-        if len(self._pending_keys) + len(self._pending_tags) > self.max_pending:
-            # Keys and tags are namespaced ("ns:..."); calls may name other namespaces than ours.
-            for name in (*self._pending_keys, *self._pending_tags):
-                namespace, colon, _ = name.partition(":")
-                self._pending_prefixes[namespace + colon if colon else self.namespace_prefix] = None
-            self._pending_keys.clear()
-            self._pending_tags.clear()
+        self.pending.remember(keys, tags, prefix)
 
     async def _replay_pending(self) -> None:
-        # One replay at a time, and every call waits for it: a call must not reach the
-        # backend before the invalidations it may depend on. What is replayed is taken
-        # out first, so invalidations remembered meanwhile stay pending for the next replay.
-        async with self._replay_lock:
-            if not self._has_pending():
-                return
-            adapter = self.adapter
-            prefixes, tags, keys = self._pending_prefixes, self._pending_tags, self._pending_keys
-            self._pending_prefixes, self._pending_tags, self._pending_keys = {}, {}, {}
-            try:
-                for prefix in list(prefixes):
-                    await adapter.clear(prefix)
-                    del prefixes[prefix]
-                if tags:
-                    await adapter.invalidate_tags(list(tags))
-                    tags.clear()
-                for key in list(keys):
-                    await adapter.delete(key)
-                    del keys[key]
-            except BaseException:
-                self._remember(keys=list(keys), tags=list(tags))
-                self._pending_prefixes.update(prefixes)
-                raise
+        await self.pending.replay(self.adapter)
+
+    async def _recover(self) -> bool:
+        """One background recovery attempt: ping, replay, close the circuit. True when done."""
+        if self._closed or self.breaker.opened_at is None:
+            return True
+        try:
+            await self.adapter.ping()
+            await self._replay_pending()
+        except Exception as exc:
+            logger.debug("cachetier: L2 %s still down (%s: %s)", self.adapter.name, type(exc).__name__, exc)
+            return False
+        self.breaker.record_success()
+        logger.warning("cachetier: L2 %s is back; owed invalidations replayed, circuit closed", self.adapter.name)
+        return True
 
     async def _call(
         self,
@@ -178,7 +158,7 @@ class GuardedAdapter:
         on_failure: Callable[[], None] | None,
     ) -> _T:
         try:
-            if self._has_pending() or self._replay_lock.locked():
+            if self.pending or self.pending.lock.locked():
                 await self._replay_pending()
             result = await call()
         except _PROGRAMMER_ERRORS:
@@ -191,15 +171,16 @@ class GuardedAdapter:
 
     def _direct(self) -> bool:
         """True when a call may skip `_call`: circuit closed, nothing to replay first."""
-        return (
-            self.breaker.opened_at is None
-            and not (self._pending_keys or self._pending_tags or self._pending_prefixes)
-            and not self._replay_lock.locked()
+        pending = self.pending
+        return self.breaker.opened_at is None and not (
+            pending.keys or pending.tags or pending.prefixes or pending.lock.locked()
         )
 
     def _failed(self, operation: str, exc: Exception, on_failure: Callable[[], None] | None) -> None:
         self.errors += 1
         self.breaker.record_failure()
+        if self.breaker.opened_at is not None and not self._closed:
+            self._probe.start()
         if on_failure is not None:
             on_failure()
         logger.warning(
@@ -276,6 +257,37 @@ class GuardedAdapter:
 
         return await self._call("set", write, False, on_failure=self._drop_writes([key]))
 
+    async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
+        """The adapter's lease answer; `Lease(None)` (load, store plainly) when down or not leasing."""
+        if not isinstance(self.adapter, LeasingAdapter):
+            return Lease(await self.get(key))
+        adapter = self.adapter
+        if self._direct():  # as in `get`: the hot path skips `_call`'s closures
+            try:
+                lease = await adapter.get_or_lease(key, lease_ttl)
+            except _PROGRAMMER_ERRORS:
+                raise
+            except Exception as exc:
+                self._failed("get", exc, None)
+                lease = Lease(None)
+            else:
+                self.breaker.record_success()
+        else:
+            lease = await self._call("get", lambda: adapter.get_or_lease(key, lease_ttl), Lease(None))
+        if lease.value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return lease
+
+    async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
+        """True when stored; False when the lease was revoked or the backend is down."""
+        adapter = self.adapter
+        assert isinstance(adapter, LeasingAdapter)  # tokens come only from a leasing adapter
+        return await self._call(
+            "set", lambda: adapter.set_leased(key, value, ttl, tags, token), False, on_failure=self._drop_writes([key])
+        )
+
     async def mset(self, entries: Sequence[L2Entry]) -> bool:
         async def write() -> bool:
             await self.adapter.mset(entries)
@@ -317,7 +329,7 @@ class GuardedAdapter:
         """Probe the backend even when the circuit is open, so health checks see recovery."""
         started = time.perf_counter()
         try:
-            if self._has_pending() or self._replay_lock.locked():
+            if self.pending or self.pending.lock.locked():
                 await self._replay_pending()
             await self.adapter.ping()
         except Exception as exc:
@@ -332,7 +344,21 @@ class GuardedAdapter:
     async def stats(self) -> dict[str, Any]:
         return await self._call("stats", self.adapter.stats, {})
 
-    async def close(self) -> None:
+    async def close(self, last_replay_timeout: float = 1.0) -> None:
+        """Stop probing, make a bounded last attempt at what is owed, release the backend."""
+        self._closed = True
+        await self._probe.stop()
+        if self.pending:
+            try:
+                async with asyncio.timeout(last_replay_timeout):
+                    await self._replay_pending()
+            except Exception as exc:  # TimeoutError included: the backend is still down
+                logger.error(
+                    "cachetier: closing with changes owed to L2 %s (%s); other processes may read older values"
+                    " until those entries expire",
+                    self.adapter.name,
+                    type(exc).__name__,
+                )
         try:
             await self.adapter.close()
         except Exception as exc:

@@ -9,10 +9,10 @@ Coherence rules kept here:
   removed; and it never overwrites an L1 entry, which can only be newer.
   Writes do not bump the generation, so write traffic on other keys does not
   stop reads and loaders from filling the cache.
-* A loader's (or `refresh`'s) result is not stored when an invalidation
-  finished while the loader ran (it may have read the data the invalidation
-  was about), nor when this process wrote the key meanwhile (the write is
-  newer); the callers still receive it.
+* A loader's result is stored only under an L2 lease that no write, delete,
+  expire, clear or tag invalidation (from any process) revoked while it ran
+  (`cachetier.loading`); nor when an invalidation finished in this process,
+  or this process wrote the key, meanwhile. The callers still receive it.
 * L1 copies expire no later than their L2 copy (the frame carries its expiry)
   and no later than `l1_max_ttl`, which bounds staleness of L1s in other
   processes.
@@ -21,7 +21,6 @@ Coherence rules kept here:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -33,14 +32,13 @@ from cachetier.codecs import Codec, JsonCodec
 from cachetier.config import CacheConfig
 from cachetier.entries import EntryEncoder
 from cachetier.errors import CacheClosedError, NotAnIntegerError
-from cachetier.framing import Frame
 from cachetier.guard import GuardedAdapter
 from cachetier.keys import MAX_KEY_BYTES, check_key, check_namespace, check_tags, check_ttl
 from cachetier.l1 import L1Store
+from cachetier.loading import MissLoader
 from cachetier.protocols import InvalidationSource, L2Adapter, L2Entry, PurgeHook
 from cachetier.purge import PurgeNotifier
 from cachetier.sentinel import MISS, Missing
-from cachetier.singleflight import SingleFlight
 from cachetier.stats import CacheStats, L1Stats, L2Stats
 
 _T = TypeVar("_T")
@@ -104,11 +102,16 @@ class CacheManager:
         self._selector: object | None = None  # a resolved `SelectingAdapter`, once bypassed
         self._on_close = on_close
         self._generation = 0
-        self._flights = SingleFlight()
-        self._loading: dict[str, list[int]] = {}  # key -> [writes since its loads began, loads running]
+        self._loads = MissLoader(
+            l1=self._l1,
+            l2=self._l2,
+            entries=self._entries,
+            config=self.config,
+            generation=lambda: self._generation,
+            store=self._store,
+        )
         self._unsubscribe: Callable[[], Awaitable[None]] | None = None  # set once subscribed (or not)
         self._watching: asyncio.Future[None] | None = None
-        self._loader_calls = 0
         self._closed = False
         self._purge = PurgeNotifier(purge_hooks)
 
@@ -135,12 +138,6 @@ class CacheManager:
     def _full_tags(self, tags: Iterable[str] | None, namespace: str | None) -> tuple[str, ...]:
         prefix = self._namespace if namespace is None else check_namespace(namespace)
         return tuple(f"{prefix}:{tag}" for tag in check_tags(tags))
-
-    def _written(self, full: str) -> None:
-        """Note a write of `full`, so a load of it that began earlier does not overwrite it."""
-        loading = self._loading.get(full)
-        if loading is not None:
-            loading[0] += 1
 
     def _ttl(self, ttl: float | None) -> float:
         return self.config.default_ttl if ttl is None else check_ttl(ttl)
@@ -170,6 +167,7 @@ class CacheManager:
         tags: Iterable[str] | None = None,
         compress: bool | None = None,
         namespace: str | None = None,
+        loader_timeout: float | None = None,
     ) -> _T: ...
 
     @overload
@@ -182,15 +180,19 @@ class CacheManager:
         tags: Iterable[str] | None = None,
         compress: bool | None = None,
         namespace: str | None = None,
+        loader_timeout: float | None = None,
     ) -> _T: ...
 
     async def get(self, key: str, loader: Loader[Any] | None = None, **options: Any) -> Any:
         """The cached value, else `loader()`'s result (stored), else `default`.
 
         Keyword options: `ttl`, `tags`, `compress` (for the loaded value),
-        `namespace`, `default` (see the overloads). Concurrent calls with a
-        loader for the same missing key run it once; its exception reaches
-        every waiter and nothing is stored.
+        `namespace`, `default`, `loader_timeout` (seconds; `config.loader_timeout`
+        when omitted). Concurrent calls with a loader for the same missing key
+        run it once, in this process and across processes sharing the L2 (see
+        `cachetier.loading`); its exception reaches every waiter and nothing is
+        stored. A loader running past its timeout raises `LoaderTimeoutError`
+        to every waiter.
         """
         # The L1 hit path is kept lean: filling six keyword defaults on every call
         # costs about a tenth of a hit, so calls with options take `_get_with`.
@@ -201,12 +203,10 @@ class CacheManager:
         if value is not MISS:
             return value
         check_key(key)
-        value = await self._read_l2(full)
-        if value is not MISS:
-            return value
         if loader is None:
-            return None
-        return await self._load_once(full, loader, None, None, None, None)
+            value = await self._read_l2(full)
+            return None if value is MISS else value
+        return await self._load(full, loader, None, (), None, self.config.loader_timeout)
 
     async def _get_with(
         self,
@@ -218,17 +218,30 @@ class CacheManager:
         compress: bool | None = None,
         namespace: str | None = None,
         default: Any = None,
+        loader_timeout: float | None = None,
     ) -> Any:
         full = self._full_key(key, namespace)
         value = self._l1_get(full)
         if value is not MISS:
             return value
-        value = await self._read_l2(full)
-        if value is not MISS:
-            return value
         if loader is None:
-            return default
-        return await self._load_once(full, loader, ttl, tags, compress, namespace)
+            value = await self._read_l2(full)
+            return default if value is MISS else value
+        limit = self.config.loader_timeout if loader_timeout is None else check_ttl(loader_timeout, "loader_timeout")
+        return await self._load(full, loader, ttl, self._full_tags(tags, namespace), compress, limit)
+
+    async def _load(
+        self,
+        full: str,
+        loader: Loader[Any],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        compress: bool | None,
+        time_limit: float | None,
+    ) -> Any:
+        if self._unsubscribe is None or self._closed:
+            await self._l2_ready()
+        return await self._loads.load(full, loader, None if ttl is None else check_ttl(ttl), tags, compress, time_limit)
 
     def get_local(self, key: str, *, namespace: str | None = None) -> Any | Missing:
         """The L1 copy or `MISS`, without touching L2 or awaiting.
@@ -251,7 +264,7 @@ class CacheManager:
         if frame is None:
             return MISS
         if generation == self._generation:
-            self._fill_l1(full, frame, len(data))
+            self._loads.fill_l1(full, frame, len(data))
         return frame.value
 
     async def _watch_remote_changes(self) -> None:
@@ -296,52 +309,6 @@ class CacheManager:
         self._check_open()
         if self._unsubscribe is None:
             await self._watch_remote_changes()
-
-    def _fill_l1(self, full: str, frame: Frame, size: int) -> None:
-        if frame.expires_at is None:  # counters change in place in L2; never copy them to L1
-            return
-        self._l1.fill(full, frame.value, self._entries.l1_expiry(frame.expires_at), frame.tags, size)
-
-    async def _load_once(
-        self,
-        full: str,
-        loader: Loader[Any],
-        ttl: float | None,
-        tags: Iterable[str] | None,
-        compress: bool | None,
-        namespace: str | None,
-    ) -> Any:
-        generation = self._generation
-
-        async def load_and_store() -> Any:
-            value, written = await self._call_loader_for(full, loader)
-            if generation == self._generation and not written:
-                await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
-            return value
-
-        # A caller arriving after an invalidation must not join a load that started before it
-        # (that load may have read the data the invalidation was about): flights are per generation.
-        return await self._flights.run(f"{full}\x00{generation}", load_and_store)
-
-    async def _call_loader_for(self, full: str, loader: Loader[Any]) -> tuple[Any, bool]:
-        """`loader()`'s result, and whether this process wrote `full` while it ran."""
-        loading = self._loading.setdefault(full, [0, 0])
-        loading[1] += 1
-        writes = loading[0]
-        try:
-            value = await self._call_loader(loader)
-        finally:
-            loading[1] -= 1
-            if not loading[1]:
-                del self._loading[full]
-        return value, writes != loading[0]
-
-    async def _call_loader(self, loader: Loader[Any]) -> Any:
-        self._loader_calls += 1
-        result = loader()
-        if inspect.isawaitable(result):
-            return await result
-        return result
 
     async def exists(self, key: str, *, namespace: str | None = None) -> bool:
         full = self._full_key(key, namespace)
@@ -389,7 +356,7 @@ class CacheManager:
             if frame is None:
                 continue
             if fill:
-                self._fill_l1(full, frame, len(data))
+                self._loads.fill_l1(full, frame, len(data))
             found[key] = frame.value
         return found
 
@@ -397,19 +364,20 @@ class CacheManager:
 
     async def _store(
         self, full: str, value: Any, ttl: float | None, tags: tuple[str, ...], compress: bool | None
-    ) -> None:
+    ) -> bool:
         seconds = self._ttl(ttl)
         data, expires_at = self._entries.encode(value, seconds, tags, compress)
         if self._unsubscribe is None or self._closed:  # a sync check first: no coroutine per call
             await self._l2_ready()
         generation = self._generation
-        await self._l2.set(full, data, seconds, tags)
+        stored = await self._l2.set(full, data, seconds, tags)
         if not self.config.l1_enabled:
-            return
+            return stored
         if generation == self._generation:
             self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
         else:  # a change (maybe another process's write to this key) landed meanwhile: L2 decides
             self._l1.delete(full)
+        return stored
 
     async def set(
         self,
@@ -420,15 +388,18 @@ class CacheManager:
         tags: Iterable[str] | None = None,
         compress: bool | None = None,
         namespace: str | None = None,
-    ) -> None:
+    ) -> bool:
         """Store `value` for `ttl` seconds (default: `config.default_ttl`) with `tags`.
 
-        Raises `SerializationError` for values the codec cannot encode. When L2
-        is down the write is kept in L1 only and counted as dropped.
+        Returns True when L2 took it, False when L2 was down and the value was
+        kept in this process's L1 only (counted as a dropped write; on
+        recovery the key is deleted from L2, so no process reads an older
+        value there). Raises `SerializationError` for values the codec cannot
+        encode.
         """
         full = self._full_key(key, namespace)
-        self._written(full)
-        await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
+        self._loads.written(full)
+        return await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
 
     async def mset(
         self,
@@ -438,8 +409,8 @@ class CacheManager:
         tags: Iterable[str] | None = None,
         compress: bool | None = None,
         namespace: str | None = None,
-    ) -> None:
-        """Store many values in one L2 round trip.
+    ) -> bool:
+        """Store many values in one L2 round trip; True when L2 took them (see `set`).
 
         `items` is a mapping, or `(key, value)` / `(key, value, EntryOptions)`
         tuples whose options override the keyword defaults for that key.
@@ -456,18 +427,19 @@ class CacheManager:
             entries.append(L2Entry(full, data, seconds, entry_tags))
             local.append((full, item[1], self._entries.l1_expiry(expires_at), entry_tags, len(data)))
         if not entries:
-            return
+            return True
         for entry in entries:  # only once every item encoded: a bad item writes nothing
-            self._written(entry.key)
+            self._loads.written(entry.key)
         await self._l2_ready()
         generation = self._generation
-        await self._l2.mset(entries)
+        stored = await self._l2.mset(entries)
         unchanged = generation == self._generation
         for full, value, expires_at, entry_tags, size in local:
             if unchanged:
                 self._l1.set(full, value, expires_at, entry_tags, size)
             else:
                 self._l1.delete(full)
+        return stored
 
     @overload
     async def refresh(
@@ -511,9 +483,9 @@ class CacheManager:
         full = self._full_key(key, namespace)
         full_tags = self._full_tags(tags, namespace)
         generation = self._generation
-        value, written = await self._call_loader_for(full, loader)
+        value, written = await self._loads.call_loader(full, loader, self.config.loader_timeout)
         if generation == self._generation and not written:
-            self._written(full)
+            self._loads.written(full)
             await self._store(full, value, ttl, full_tags, compress)
         return value
 
@@ -656,7 +628,7 @@ class CacheManager:
                 circuit=l2.breaker.state,
                 stats=backend,
             ),
-            loader_calls=self._loader_calls,
+            loader_calls=self._loads.loader_calls,
         )
 
     def _check_open(self) -> None:

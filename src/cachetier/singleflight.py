@@ -10,41 +10,37 @@ _T = TypeVar("_T")
 
 
 class SingleFlight:
-    """The first caller for a key runs `work`; callers arriving while it runs await its outcome.
+    """The first caller for a key starts `work` as a task; every caller, the first included, awaits it.
 
-    An exception reaches every waiter. When the leader is cancelled (say its
-    client went away) the waiters are not: one of them runs its own `work` and
-    the others wait for that. A cancelled follower leaves the leader running,
-    because it waits through `asyncio.shield`.
+    An exception reaches every waiter. The work belongs to no caller: a caller
+    that is cancelled (say its client went away) stops waiting, and the work
+    goes on for the others, so it is neither cancelled under them nor started
+    again. Work that nobody waits for any more still finishes (the loader
+    timeout bounds it) and its result is stored for the next reader.
     """
 
     def __init__(self) -> None:
-        self._running: dict[str, asyncio.Future[Any]] = {}
+        self._running: dict[str, asyncio.Task[Any]] = {}
+
+    def _finished(self, key: str, task: asyncio.Task[Any]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if not task.cancelled():
+            task.exception()  # mark retrieved: every waiter may have gone
 
     async def run(self, key: str, work: Callable[[], Awaitable[_T]]) -> _T:
-        running = self._running.get(key)
-        if running is not None:
-            try:
-                shared: _T = await asyncio.shield(running)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if not running.cancelled() or (task is not None and task.cancelling()):
-                    raise  # this caller was cancelled, not the leader
-                return await self.run(key, work)
-            return shared
-        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-        self._running[key] = future
-        try:
-            value = await work()
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # mark retrieved: there may be no waiters
-            raise
-        else:
-            future.set_result(value)
-            return value
-        finally:
-            del self._running[key]
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(work())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        result: _T = await asyncio.shield(task)
+        return result
+
+    async def cancel_all(self) -> None:
+        """Cancel the work in flight (on close) and wait for it to end."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)

@@ -237,7 +237,7 @@ class SlowGetAdapter(SwitchableAdapter):
 
 async def test_half_open_circuit_lets_one_trial_call_through_at_a_time() -> None:
     adapter = SlowGetAdapter()
-    guard = GuardedAdapter(adapter, namespace_prefix="g:", failure_threshold=2, recovery_timeout=0.2)
+    guard = GuardedAdapter(adapter, namespace_prefix="g:", failure_threshold=2, recovery_timeout=0.2, probe_interval=60)
     adapter.down = True
     for _ in range(2):
         assert await guard.get("g:k") is None
@@ -254,7 +254,9 @@ async def test_half_open_circuit_lets_one_trial_call_through_at_a_time() -> None
 
 async def test_a_cancelled_half_open_trial_lets_the_next_call_try() -> None:
     adapter = SlowGetAdapter()
-    guard = GuardedAdapter(adapter, namespace_prefix="g:", failure_threshold=1, recovery_timeout=0.05)
+    guard = GuardedAdapter(
+        adapter, namespace_prefix="g:", failure_threshold=1, recovery_timeout=0.05, probe_interval=60
+    )
     adapter.down = True
     await guard.get("g:k")
     adapter.down = False

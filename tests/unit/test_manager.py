@@ -12,10 +12,12 @@ import pytest
 from cachetier import (
     MAX_KEY_BYTES,
     CacheConfig,
+    CacheError,
     CacheManager,
     InvalidKeyError,
     InvalidTagError,
     InvalidTTLError,
+    LoaderTimeoutError,
     NotAnIntegerError,
     SerializationError,
     create_with_config,
@@ -327,23 +329,56 @@ async def test_a_get_after_an_invalidation_does_not_join_a_load_that_started_bef
     assert await cache.get("k") == "read after the delete"
 
 
-async def test_waiters_of_a_cancelled_loader_call_load_for_themselves(cache: CacheManager) -> None:
-    started = asyncio.Event()
+async def test_a_cancelled_first_caller_does_not_restart_the_load_for_the_others(cache: CacheManager) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
 
-    async def hanging() -> str:
+    async def slow() -> str:
+        calls.append("slow")
         started.set()
+        await release.wait()
+        return "loaded once"
+
+    leader = asyncio.create_task(cache.get("k", slow))  # e.g. a request whose client went away
+    await started.wait()
+    follower = asyncio.create_task(cache.get("k", lambda: calls.append("again") or "loaded twice"))
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    release.set()
+    assert await follower == "loaded once"
+    assert calls == ["slow"]
+    assert await cache.get("k") == "loaded once"
+
+
+async def test_a_hung_loader_times_out_for_every_waiter_and_stores_nothing(cache: CacheManager) -> None:
+    async def hung() -> str:
         await asyncio.sleep(30)
         return "never"
 
-    leader = asyncio.create_task(cache.get("k", hanging))  # e.g. a request whose client went away
-    await started.wait()
-    follower = asyncio.create_task(cache.get("k", lambda: "loaded"))
-    await asyncio.sleep(0.01)
-    leader.cancel()
-    assert await follower == "loaded"
-    with pytest.raises(asyncio.CancelledError):
-        await leader
-    assert await cache.get("k") == "loaded"
+    waiters = [asyncio.create_task(cache.get("k", hung, loader_timeout=0.2)) for _ in range(5)]
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(result, LoaderTimeoutError) for result in results)
+    assert isinstance(results[0], CacheError)
+    assert await cache.get("k") is None
+    assert await cache.get("k", lambda: "later") == "later"
+
+
+async def test_loader_timeout_comes_from_config_and_spares_a_loaders_own_timeout_error() -> None:
+    async def hung() -> str:
+        await asyncio.sleep(30)
+        return "never"
+
+    async def own_timeout() -> str:
+        raise TimeoutError("the database timed out")
+
+    async with create_with_config(adapter=MemoryAdapter(), namespace="unit", loader_timeout=0.1) as cache:
+        with pytest.raises(LoaderTimeoutError):
+            await cache.get("k", hung)
+        with pytest.raises(TimeoutError) as raised:
+            await cache.get("j", own_timeout)
+        assert not isinstance(raised.value, LoaderTimeoutError)
 
 
 async def test_a_set_during_a_load_is_not_overwritten_by_the_loaded_value() -> None:

@@ -1,0 +1,173 @@
+"""Filling a miss: one loader run per key in this process, one across processes, bounded in time.
+
+The race this module exists for: a loader reads the source, and before its
+value is stored, someone writes, deletes or invalidates the key (in this
+process or another). Storing the loaded value then would serve data older
+than a write that returned, to every process, until its TTL. Leases close it
+("Scaling Memcache at Facebook", NSDI 2013): the read that misses takes a
+lease token in L2 in the same round trip (`LeasingAdapter.get_or_lease`);
+every write, delete, expire, clear and tag invalidation revokes the leases it
+touches; the loaded value is stored only while its lease holds, checked
+atomically in L2 (`set_leased`), and reaches L1 only when L2 took it. A miss
+still costs two round trips (lease-read, leased store) around the loader.
+
+The same lease gives cross-process single-flight: a caller that finds the
+lease held elsewhere polls for the holder's value for up to `lease_wait`
+seconds, then runs the loader itself without storing. In this process,
+callers of one key share one flight (`SingleFlight`), keyed by the manager's
+generation so a caller arriving after an invalidation never joins a load that
+began before it. When L2 is down no lease can be had: the value is stored
+plainly, guarded by the in-process checks alone (the write is then dropped
+and replayed as a delete on recovery, see `cachetier.guard`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from cachetier.config import CacheConfig
+from cachetier.entries import EntryEncoder
+from cachetier.errors import LoaderTimeoutError
+from cachetier.framing import Frame
+from cachetier.guard import GuardedAdapter
+from cachetier.l1 import L1Store
+from cachetier.protocols import Lease
+from cachetier.sentinel import MISS
+from cachetier.singleflight import SingleFlight
+
+_FIRST_POLL = 0.005  # seconds; doubles up to _LAST_POLL while another process holds the lease
+_LAST_POLL = 0.1
+
+Store = Callable[[str, Any, "float | None", "tuple[str, ...]", "bool | None"], Awaitable[bool]]
+
+
+class MissLoader:
+    """Runs loaders for one `CacheManager` (which owns the tiers and the generation)."""
+
+    def __init__(
+        self,
+        *,
+        l1: L1Store,
+        l2: GuardedAdapter,
+        entries: EntryEncoder,
+        config: CacheConfig,
+        generation: Callable[[], int],
+        store: Store,
+    ) -> None:
+        self._l1 = l1
+        self._l2 = l2
+        self._entries = entries
+        self._config = config
+        self._generation = generation
+        self._store = store
+        self._flights = SingleFlight()
+        self._loading: dict[str, list[int]] = {}  # key -> [writes since its loads began, loads running]
+        self.loader_calls = 0
+
+    def written(self, full: str) -> None:
+        """Note a write of `full`, so a load of it that began earlier does not overwrite it."""
+        loading = self._loading.get(full)
+        if loading is not None:
+            loading[0] += 1
+
+    async def load(
+        self,
+        full: str,
+        loader: Callable[[], Any],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        compress: bool | None,
+        time_limit: float | None,
+    ) -> Any:
+        """The value of `full` from L2, else `loader()`'s (stored when nothing newer landed meanwhile)."""
+        generation = self._generation()
+
+        async def read_or_load() -> Any:
+            lease = await self._lease(full)
+            if lease.value is not None:
+                value = self._decoded(full, lease.value, generation)
+                if value is not MISS:
+                    return value
+            value, written = await self.call_loader(full, loader, time_limit)
+            if generation != self._generation() or written:
+                return value  # an invalidation or a newer write of ours landed while it ran
+            if lease.token is not None:
+                await self._store_leased(full, value, ttl, tags, compress, lease.token)
+            elif not lease.busy:  # no lease to be had (L2 down, or an adapter without leases)
+                await self._store(full, value, ttl, tags, compress)
+            return value
+
+        # The load runs as a task of its own: a caller that goes away (a closed
+        # connection cancels its request) must not cancel it for the others.
+        return await self._flights.run(f"{full}\x00{generation}", read_or_load)
+
+    async def _lease(self, full: str) -> Lease:
+        """A value, a lease of ours, or (after `lease_wait`) a busy lease held by another process."""
+        lease = await self._l2.get_or_lease(full, self._config.lease_ttl)
+        if not lease.busy:
+            return lease
+        deadline = time.monotonic() + self._config.lease_wait
+        pause = _FIRST_POLL
+        while lease.busy and time.monotonic() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _LAST_POLL)
+            lease = await self._l2.get_or_lease(full, self._config.lease_ttl)
+        return lease
+
+    def _decoded(self, full: str, data: bytes, generation: int) -> Any:
+        if not self._config.l1_enabled:
+            return self._entries.decode_value(full, data)
+        frame = self._entries.decode(full, data)
+        if frame is None:
+            return MISS
+        if generation == self._generation():
+            self.fill_l1(full, frame, len(data))
+        return frame.value
+
+    def fill_l1(self, full: str, frame: Frame, size: int) -> None:
+        if frame.expires_at is None:  # counters change in place in L2; never copy them to L1
+            return
+        self._l1.fill(full, frame.value, self._entries.l1_expiry(frame.expires_at), frame.tags, size)
+
+    async def _store_leased(
+        self, full: str, value: Any, ttl: float | None, tags: tuple[str, ...], compress: bool | None, token: int
+    ) -> None:
+        seconds = self._config.default_ttl if ttl is None else ttl
+        data, expires_at = self._entries.encode(value, seconds, tags, compress)
+        generation = self._generation()
+        stored = await self._l2.set_leased(full, data, seconds, tags, token)
+        # L1 follows L2's verdict: a revoked lease means something newer exists there.
+        if stored and generation == self._generation() and self._config.l1_enabled:
+            self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
+
+    async def call_loader(self, full: str, loader: Callable[[], Any], time_limit: float | None) -> tuple[Any, bool]:
+        """`loader()`'s result, and whether this process wrote `full` while it ran."""
+        loading = self._loading.setdefault(full, [0, 0])
+        loading[1] += 1
+        writes = loading[0]
+        try:
+            value = await self._call(loader, time_limit)
+        finally:
+            loading[1] -= 1
+            if not loading[1]:
+                del self._loading[full]
+        return value, writes != loading[0]
+
+    async def _call(self, loader: Callable[[], Any], time_limit: float | None) -> Any:
+        self.loader_calls += 1
+        result = loader()
+        if not inspect.isawaitable(result):
+            return result
+        if time_limit is None:
+            return await result
+        try:
+            async with asyncio.timeout(time_limit) as scope:
+                return await result
+        except TimeoutError:
+            if scope.expired():  # ours, not a TimeoutError the loader raised itself
+                raise LoaderTimeoutError(f"the loader did not finish within {time_limit} s") from None
+            raise
