@@ -53,3 +53,7 @@ class BackendError(CacheError):
 
 class CacheClosedError(CacheError, RuntimeError):
     """The cache was used after `close()`."""
+
+
+class MissingDependencyError(ConfigError, ImportError):
+    """The configuration needs an optional package that is not installed; the message names the extra."""
