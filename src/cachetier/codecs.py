@@ -11,6 +11,9 @@ between services, and unpickling shared bytes is code execution.
   types, through a tagged object that only values containing them pay for.
 * tuples come back as lists and UUIDs as their canonical string, as in any JSON;
   NaN and ±Infinity come back as None (JSON has no such numbers).
+* dataclasses, msgspec Structs, attrs classes, named tuples and pydantic models are
+  stored as JSON objects (arrays for named tuples) and come back as dicts (lists);
+  `cachetier.typed.convert(value, Type)` turns them back into their type.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from cachetier.errors import DeserializationError, SerializationError
+from cachetier.typed import to_builtin
 
 _TAG: Final = "__cachetier_type__"
 _TAGGED_MARK: Final = b"\x00"  # JSON text never starts with NUL, so the prefix is unambiguous
@@ -70,7 +74,9 @@ class _Tagger:
         elif isinstance(obj, set):
             kind, raw = "set", list(obj)
         else:
-            raise TypeError(f"type {type(obj).__name__} is not JSON serializable")
+            # Structs, attrs classes, pydantic models, named tuples: plain JSON containers, no tag
+            # (read them back as their type with `cachetier.typed`); TypeError for anything else.
+            return to_builtin(obj)
         self.used = True
         return {_TAG: kind, "v": raw}
 

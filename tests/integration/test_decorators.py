@@ -17,7 +17,6 @@ import xxhash
 from cachetier import CacheManager, SerializationError, create_with_config
 from cachetier.adapters.memory import MemoryAdapter
 from cachetier.errors import ConfigError
-from cachetier.integrations import decorators
 from cachetier.integrations.decorators import (
     CacheKeyError,
     cache_class,
@@ -560,27 +559,18 @@ async def test_a_cache_factory_is_called_on_first_call_not_at_decoration(cache: 
     assert made.count == 1
 
 
-async def test_the_default_cache_is_created_on_first_use_only(
-    cache: CacheManager, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    made = Calls()
-
-    def fake_create_cache() -> CacheManager:
-        made()
-        return cache
-
-    monkeypatch.setattr(decorators, "create_cache", fake_create_cache)
+async def test_a_call_before_any_default_cache_is_set_raises_config_error(cache: CacheManager) -> None:
     set_default_cache(None)
+
+    @cache_method(tags=["lazy"])
+    async def one(x: int) -> int:
+        return x
+
+    with pytest.raises(ConfigError, match=r"set_default_cache"):
+        await one(1)
+    set_default_cache(cache)  # bound lazily: the same function works once the app sets its cache
     try:
-
-        @cache_method(tags=["lazy"])
-        async def one(x: int) -> int:
-            return x
-
-        assert made.count == 0
         assert await one(1) == 1
-        assert await one(1) == 1
-        assert made.count == 1
         assert await cache.invalidate_by_tag("lazy") == 1
     finally:
         set_default_cache(None)
