@@ -18,6 +18,7 @@ from cachetier.errors import (
     InvalidTagError,
     InvalidTTLError,
     LoaderTimeoutError,
+    MissingDependencyError,
     NotAnIntegerError,
     SerializationError,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "LoaderTimeoutError",
     "MSetItem",
     "Missing",
+    "MissingDependencyError",
     "NotAnIntegerError",
     "SerializationError",
     "cache_class",
