@@ -15,19 +15,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Unpack
 
-import orjson
-
-from cachetier import CacheManager, InvalidTagError
+from cachetier import CacheManager
+from cachetier.integrations.http_cache.asgi_purge import PurgeEndpoint
 from cachetier.integrations.http_cache.asgi_scope import PlainGets, decode_headers, encode_headers, request_of
+from cachetier.integrations.http_cache.cache_calls import AsyncCalls
 from cachetier.integrations.http_cache.conditional import validating_headers
 from cachetier.integrations.http_cache.flow import (
     BodyBuffer,
     Found,
     Next,
     Outcome,
+    cache_fault,
     complete,
     invalidation,
     lookup,
@@ -46,7 +47,6 @@ from cachetier.integrations.http_cache.policy import (
     invalidated_urls,
     options_from,
 )
-from cachetier.integrations.http_cache.purge import MAX_PURGE_BODY, TOO_LARGE, PurgeAnswer, check_purge, refuse_purge
 from cachetier.integrations.http_cache.responses import (
     Prepared,
     Response,
@@ -96,7 +96,12 @@ class CacheMiddleware:
         self.clock = clock
         self.options = options_from(settings)
         self.parsed = ParsedValues(self.options)
-        self.plain = PlainGets(self.options.prefix)
+        self.calls = AsyncCalls(cache)
+        self.plain = PlainGets(
+            self.options.prefix,
+            share_cookies=self.options.cache_credentialed,
+            trusted=self.options.trusted_forwarding_headers,
+        )
         self._flights: dict[str, asyncio.Event] = {}
         self._refreshing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -109,14 +114,18 @@ class CacheMiddleware:
         if keys is None:
             await _Responder(self, scope, receive, send).run()
             return
-        # A plain GET: `flow.lookup` inlined (it carries no Authorization, so RFC 9111 3.5 has nothing
-        # to refuse) and a fresh hit sent as two messages; anything else goes on with the lookup done.
+        # A plain GET: `flow.lookup` inlined (it carries no credentials, so there is nothing to refuse)
+        # and a fresh hit sent as two messages; anything else goes on with the lookup done.
         url, index = keys
-        variants = self.parsed.variants(await self.cache.get(index))
-        chosen = variants[0] if variants else None
-        if chosen is not None and chosen.vary:
-            chosen = select(variants, decode_headers(scope["headers"]))
-        prepared = None if chosen is None else self.parsed.prepared(await self.cache.get(chosen.key))
+        try:
+            variants = self.parsed.variants(await self.cache.get(index))
+            chosen = variants[0] if variants else None
+            if chosen is not None and chosen.vary:
+                chosen = select(variants, decode_headers(scope["headers"]))
+            prepared = None if chosen is None else self.parsed.prepared(await self.cache.get(chosen.key))
+        except Exception as exc:
+            cache_fault("read", exc)
+            variants, prepared = [], None
         if prepared is not None:
             age = prepared.facts.fresh_age(self.clock())
             if age is not None:
@@ -130,14 +139,6 @@ class CacheMiddleware:
         """Wait for background revalidations (stale-while-revalidate) started so far."""
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-
-    async def read(self, steps: Generator[str, Any, Any]) -> Any:
-        try:
-            key = next(steps)
-            while True:
-                key = steps.send(await self.cache.get(key))
-        except StopIteration as stop:
-            return stop.value
 
 
 class _Responder:
@@ -159,18 +160,19 @@ class _Responder:
 
     async def run(self, found: Found | None = None) -> None:
         """Answer the request; `found` is its lookup when the caller has done it already."""
-        if self.request.method not in LOOKUP_METHODS:
-            await self.forward(None, None)
+        request, options = self.request, self.options
+        if request.method not in LOOKUP_METHODS or request.untrusted_forwarding(options.trusted_forwarding_headers):
+            await self.forward(None, None)  # never looked up nor stored: BYPASS
             return
         if found is None:
-            found = await self.mw.read(lookup(self.request, self.mw.parsed))
+            found = await self.mw.calls.read(lookup(self.request, self.mw.parsed))
         if await self.answer_from(found):
             return
         flight = self.mw._flights.get(found.url) if self.request.method == "GET" else None
         if flight is not None:  # another request is fetching this URL: wait for its stored copy
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(flight.wait(), self.options.lock_timeout)
-            found = await self.mw.read(lookup(self.request, self.mw.parsed))
+            found = await self.mw.calls.read(lookup(self.request, self.mw.parsed))
             if await self.answer_from(found):
                 return
         elif self.request.method == "GET":
@@ -276,16 +278,14 @@ class _Responder:
                     can_buffer=not message.get("trailers", False),
                 )
                 if found is None:
-                    urls = invalidated_urls(request, status, headers)
+                    urls = invalidated_urls(request, status, headers, options)
                     if urls:
-                        for key in await mw.read(invalidation(urls, options)):
-                            await mw.cache.delete(key)
+                        await mw.calls.drop(await mw.calls.read(invalidation(urls, options)))
                 if outcome.next is Next.PASS:
                     writes, drops = pass_writes(found, outcome, mw.clock(), options)
                     if writes:
-                        await mw.cache.mset(writes)
-                    for key in drops:
-                        await mw.cache.delete(key)
+                        await mw.calls.write(writes)
+                    await mw.calls.drop(drops)
                     self.release()
                     await self.send_start(status if not outcome.not_modified else 304, outcome.headers, message)
                 return
@@ -326,7 +326,7 @@ class _Responder:
             await self.flush(start, buffer, more=False)  # the app ended without a final body message
         if outcome is not None and outcome.next is Next.SERVE_ENTRY and outcome.entry is not None:
             if outcome.store and found is not None:
-                await mw.cache.mset(store_items(found, outcome.entry, mw.clock(), options))
+                await mw.calls.write(store_items(found, outcome.entry, mw.clock(), options))
             self.release()
             await self.respond(entry_response(request, outcome.entry, mw.clock(), outcome.x_cache, options))
 
@@ -336,7 +336,7 @@ class _Responder:
     async def flush(self, start: dict[str, Any], buffer: BodyBuffer, more: bool) -> None:
         """The body outgrew max_body_size: send what was buffered and stream the rest unstored."""
         self.release()
-        headers = client_headers(start["headers"], self.options, x_cache="MISS")
+        headers = client_headers(start["headers"], self.options, x_cache="BYPASS")
         await self.send_start(start["status"], headers, start["message"])
         await self.send({"type": "http.response.body", "body": buffer.take(), "more_body": more})
 
@@ -344,9 +344,10 @@ class _Responder:
         assert found is not None  # BUFFER is only chosen for looked-up requests
         times = (start["request_time"], start["time"])
         entry, live = complete(self.request, found, start["status"], start["headers"], body, times, self.options)
-        await self.mw.cache.mset(store_items(found, entry, self.mw.clock(), self.options))
+        stored = await self.mw.calls.write(store_items(found, entry, self.mw.clock(), self.options))
         self.release()
-        await self.respond(entry_response(self.request, live, self.mw.clock(), "MISS", self.options))
+        x_cache = "MISS" if stored else "BYPASS"
+        await self.respond(entry_response(self.request, live, self.mw.clock(), x_cache, self.options))
 
 
 def _no_flight() -> None:
@@ -358,37 +359,7 @@ def purge_endpoint(cache: CacheManager, *, token: str) -> ASGIApp:
 
     Answers 200 `{"purged": n, "tags": [...]}`, 401 without a token, 403 with
     a wrong one (constant-time comparison), 405 for other methods, 400 for a
-    bad body. Mount it on a path only your deploy tooling reaches.
+    bad body, 413 for a body over 1 MiB. Route it on a path only your deploy
+    tooling reaches: `Route("/_cache/purge", purge_endpoint(cache, token=...))`.
     """
-    if not token:
-        raise ValueError("purge_endpoint needs a non-empty token")
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        method, headers = scope["method"].upper(), decode_headers(scope["headers"])
-        status, payload, tags = refuse_purge(method, headers, token) or await read_purge(method, headers, receive)
-        if tags:
-            try:
-                payload = {"purged": await cache.invalidate_by_tags(tags), "tags": tags}
-            except InvalidTagError as exc:
-                status, payload = 400, {"error": str(exc)}
-        data = orjson.dumps(payload)
-        headers = [("content-type", "application/json"), ("content-length", str(len(data)))]
-        await send({"type": "http.response.start", "status": status, "headers": encode_headers(headers)})
-        await send({"type": "http.response.body", "body": data, "more_body": False})
-
-    async def read_purge(method: str, headers: Headers, receive: Receive) -> PurgeAnswer:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_PURGE_BODY:
-                return TOO_LARGE
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return check_purge(method, headers, b"".join(chunks), token)
-
-    return app
+    return PurgeEndpoint(cache, token)

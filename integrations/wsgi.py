@@ -24,6 +24,7 @@ from urllib.parse import quote
 import orjson
 
 from cachetier import InvalidTagError
+from cachetier.integrations.http_cache.cache_calls import SyncCalls
 from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS, validating_headers
 from cachetier.integrations.http_cache.flow import (
     BodyBuffer,
@@ -34,7 +35,6 @@ from cachetier.integrations.http_cache.flow import (
     lookup,
     on_response,
     pass_writes,
-    run_reads,
     store_items,
 )
 from cachetier.integrations.http_cache.headers import Headers, get_first
@@ -42,7 +42,6 @@ from cachetier.integrations.http_cache.hits import ParsedValues
 from cachetier.integrations.http_cache.policy import (
     LOOKUP_METHODS,
     Decision,
-    Request,
     Settings,
     Use,
     decide,
@@ -50,6 +49,7 @@ from cachetier.integrations.http_cache.policy import (
     options_from,
 )
 from cachetier.integrations.http_cache.purge import MAX_PURGE_BODY, TOO_LARGE, check_purge, refuse_purge
+from cachetier.integrations.http_cache.request import Request
 from cachetier.integrations.http_cache.responses import (
     Response,
     client_headers,
@@ -96,6 +96,7 @@ class CacheMiddleware:
         self.clock = clock
         self.options = options_from(settings)
         self.parsed = ParsedValues(self.options)
+        self.calls = SyncCalls(cache)
         self._lock = threading.Lock()
         self._flights: dict[str, threading.Event] = {}
         self._refreshing: set[str] = set()
@@ -110,9 +111,6 @@ class CacheMiddleware:
             threads = list(self._background)
         for thread in threads:
             thread.join(timeout)
-
-    def read(self, steps: Any) -> Any:
-        return run_reads(steps, self.cache.get)
 
 
 def request_of(environ: Environ) -> Request:
@@ -129,7 +127,8 @@ def request_of(environ: Environ) -> Request:
     else:
         decoded = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
         path = quote(decoded.encode("latin-1", "replace"), safe=PATH_SAFE)  # PEP 3333: latin-1 "bytes"-strings
-    return Request(environ["REQUEST_METHOD"].upper(), host, path or "/", environ.get("QUERY_STRING", ""), headers)
+    method, query = environ["REQUEST_METHOD"].upper(), environ.get("QUERY_STRING", "")
+    return Request(method, host, path or "/", query, headers, environ.get("wsgi.url_scheme", "http"))
 
 
 def status_line(status: int) -> str:
@@ -150,9 +149,10 @@ class _Responder:
         self.request = request_of(environ)
 
     def run(self) -> Iterable[bytes]:
-        if self.request.method not in LOOKUP_METHODS:
-            return self.forward(None, None)
-        found: Found = self.mw.read(lookup(self.request, self.mw.parsed))
+        request, options = self.request, self.options
+        if request.method not in LOOKUP_METHODS or request.untrusted_forwarding(options.trusted_forwarding_headers):
+            return self.forward(None, None)  # never looked up nor stored: BYPASS
+        found: Found = self.mw.calls.read(lookup(self.request, self.mw.parsed))
         answer = self.answer_from(found)
         if answer is not None:
             return answer
@@ -166,7 +166,7 @@ class _Responder:
                     leader = True
         if flight is not None and not leader:  # another thread is fetching this URL: wait for its copy
             flight.wait(self.options.lock_timeout)
-            found = self.mw.read(lookup(self.request, self.mw.parsed))
+            found = self.mw.calls.read(lookup(self.request, self.mw.parsed))
             answer = self.answer_from(found)
             if answer is not None:
                 return answer
@@ -269,22 +269,20 @@ class _Responder:
         times = (request_time, mw.clock())
         outcome = on_response(request, found, decision, status, headers, times, options)
         if found is None:
-            urls = invalidated_urls(request, status, headers)
+            urls = invalidated_urls(request, status, headers, options)
             if urls:
-                for key in mw.read(invalidation(urls, options)):
-                    mw.cache.delete(key)
+                mw.calls.drop(mw.calls.read(invalidation(urls, options)))
         chunks = itertools.chain(written, early, iterator)
         if outcome.next is Next.SERVE_ENTRY and outcome.entry is not None and found is not None:
             _close(result)
             if outcome.store:
-                mw.cache.mset(store_items(found, outcome.entry, mw.clock(), options))
+                mw.calls.write(store_items(found, outcome.entry, mw.clock(), options))
             return self.respond(entry_response(request, outcome.entry, mw.clock(), outcome.x_cache, options))
         if outcome.next is Next.PASS or found is None:
             writes, drops = pass_writes(found, outcome, mw.clock(), options)
             if writes:
-                mw.cache.mset(writes)
-            for key in drops:
-                mw.cache.delete(key)
+                mw.calls.write(writes)
+            mw.calls.drop(drops)
             self.start_response(status_line(304 if outcome.not_modified else status), outcome.headers)
             if outcome.not_modified:
                 _close(result)
@@ -300,12 +298,12 @@ class _Responder:
                 raise
             return fallback
         if not complete_body:  # too large to store: send what we have, stream the rest unstored
-            self.start_response(status_line(status), client_headers(headers, options, x_cache="MISS"))
+            self.start_response(status_line(status), client_headers(headers, options, x_cache="BYPASS"))
             return _Body(itertools.chain([buffer.take()], chunks), result)
         _close(result)
         entry, live = complete(request, found, status, headers, buffer.take(), times, options)
-        mw.cache.mset(store_items(found, entry, mw.clock(), options))
-        return self.respond(entry_response(request, live, mw.clock(), "MISS", options))
+        x_cache = "MISS" if mw.calls.write(store_items(found, entry, mw.clock(), options)) else "BYPASS"
+        return self.respond(entry_response(request, live, mw.clock(), x_cache, options))
 
 
 _CONDITIONAL_KEYS = frozenset("HTTP_" + name.upper().replace("-", "_") for name in CONDITIONAL_FIELDS)

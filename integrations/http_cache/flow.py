@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +22,11 @@ from cachetier.integrations.http_cache.hits import ParsedValues
 from cachetier.integrations.http_cache.policy import (
     Decision,
     Options,
-    Request,
-    authorization_allows,
+    credentials_allow,
     storable,
     storage_ttl,
 )
+from cachetier.integrations.http_cache.request import Request
 from cachetier.integrations.http_cache.responses import Prepared, client_headers, freshen, new_entry
 from cachetier.integrations.http_cache.storage import (
     StoredResponse,
@@ -34,11 +35,17 @@ from cachetier.integrations.http_cache.storage import (
     index_with,
     parse_index,
     select,
-    url_hash,
     variant_key,
 )
 
 Reads = Generator[str, Any, Any]
+
+logger = logging.getLogger("cachetier.http")
+
+
+def cache_fault(action: str, exc: Exception) -> None:
+    """Log a cache-side failure; the drivers then go on as if uncached (a cache problem never fails a request)."""
+    logger.warning("cachetier: the HTTP cache could not %s; the request is answered without it: %r", action, exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +60,24 @@ class Found:
 
 def lookup(request: Request, parsed: ParsedValues) -> Generator[str, Any, Found]:
     """Read the URL's variant index, then the variant the request selects (RFC 9111 4.1)."""
-    url = url_hash(request.host, request.path, request.query)
-    variants = parsed.variants((yield index_key(parsed.options.prefix, url)))
+    options = parsed.options
+    url = request.url(options.trusted_forwarding_headers)
+    variants = parsed.variants((yield index_key(options.prefix, url)))
     chosen = select(variants, request.headers)
     prepared = None if chosen is None else parsed.prepared((yield chosen.key))
     if prepared is None:
         return Found(url, variants, None)
-    if request.authorized and not authorization_allows(prepared.facts.policy):
+    if (request.authorized or request.cookie) and not credentials_allow(
+        request, prepared.facts.policy, prepared.entry.vary, options
+    ):
         return Found(url, variants, None)  # not even its validators may be used for this request (RFC 9111 3.5)
     return Found(url, variants, prepared.entry, prepared)
 
 
-def invalidation(urls: list[tuple[str, str, str]], options: Options) -> Generator[str, Any, list[str]]:
-    """Read each URL's index; return every key to delete (the indexes and all their variants)."""
+def invalidation(urls: list[str], options: Options) -> Generator[str, Any, list[str]]:
+    """Read each URL's index (by URL hash); return every key to delete (the indexes and all their variants)."""
     keys: list[str] = []
-    for host, path, query in urls:
-        url = url_hash(host, path, query)
+    for url in urls:
         key = index_key(options.prefix, url)
         keys.append(key)
         keys.extend(variant.key for variant in parse_index((yield key)))
@@ -76,11 +85,17 @@ def invalidation(urls: list[tuple[str, str, str]], options: Options) -> Generato
 
 
 def run_reads(steps: Generator[str, Any, Any], get: Callable[[str], Any]) -> Any:
-    """Drive read steps with a blocking `get` (the async drivers inline the same loop with await)."""
+    """Drive read steps with a blocking `get` (the async drivers inline the same loop with await);
+    a failing read counts as a miss."""
     try:
         key = next(steps)
         while True:
-            key = steps.send(get(key))
+            try:
+                value = get(key)
+            except Exception as exc:
+                cache_fault("read", exc)
+                value = None
+            key = steps.send(value)
     except StopIteration as stop:
         return stop.value
 
@@ -145,7 +160,6 @@ def on_response(
     sent = list(headers)
     if found is not None and get_first(sent, "date") is None:
         sent.append(("date", format_http_date(response_time)))
-    x_cache = "MISS" if found is not None else "BYPASS"
     matched = found is not None and not_modified(request.method, request.headers, status, sent, response_time)
     updated, drop = None, False
     if request.method == "HEAD" and status == 200 and entry is not None:  # RFC 9111 4.3.5
@@ -155,6 +169,8 @@ def on_response(
                 updated = None
         else:
             drop = True
+    # neither stored nor served from storage: BYPASS (a HEAD that refreshed the stored GET did use it)
+    x_cache = "MISS" if updated is not None else "BYPASS"
     passed = client_headers(sent, options, x_cache=x_cache)
     if matched:  # RFC 9110 15.4.5: a 304 carries no representation metadata (nor a Content-Length for a body it lacks)
         passed = [(name, value) for name, value in passed if not _representation_field(name)]

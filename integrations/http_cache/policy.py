@@ -6,15 +6,16 @@ call the cache according to what these return.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, TypedDict
 from urllib.parse import urljoin, urlsplit
 
 from cachetier import ConfigError
 from cachetier.integrations.cdn import render_tag_headers
-from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS, has_validator
+from cachetier.integrations.http_cache.conditional import has_validator
 from cachetier.integrations.http_cache.directives import Directives, delta_seconds, parse_cache_control, parse_targeted
 from cachetier.integrations.http_cache.freshness import (
     HEURISTICALLY_CACHEABLE,
@@ -25,6 +26,7 @@ from cachetier.integrations.http_cache.freshness import (
     freshness_lifetime,
 )
 from cachetier.integrations.http_cache.headers import Headers, get_all, get_first
+from cachetier.integrations.http_cache.request import Request
 from cachetier.integrations.http_cache.storage import StoredResponse, vary_names
 
 UNDERSTOOD_STATUS: Final = frozenset(
@@ -59,6 +61,8 @@ class Options:
     heuristics: Heuristics = field(default_factory=Heuristics)
     max_variants: int = 16
     lock_timeout: float = 30.0
+    cache_credentialed: bool = False
+    trusted_forwarding_headers: frozenset[str] = frozenset()
 
     @property
     def tag_headers(self) -> tuple[str, ...]:
@@ -93,6 +97,12 @@ class Settings(TypedDict, total=False):
     heuristic_fraction / heuristic_max: heuristic freshness (RFC 9111 4.2.2) for Last-Modified responses.
     max_variants: variants kept per URL (oldest dropped).
     lock_timeout: seconds a request waits for a concurrent identical miss before asking the app itself.
+    cache_credentialed: off by default: a request with `Cookie` or `Authorization` is neither answered
+        from storage nor stored unless the response may be shared (`public`, `s-maxage`, or a `Vary`
+        naming that field; `Authorization` also needs RFC 9111 3.5's public/s-maxage/must-revalidate).
+        On: only RFC 9111 3.5 applies (for apps whose cookies never change a page).
+    trusted_forwarding_headers: forwarding fields (`X-Forwarded-Host`, `Forwarded`, ...) your proxy sets
+        and overwrites; they become part of the key. A request carrying any other one bypasses the cache.
     """
 
     key_prefix: str
@@ -112,6 +122,8 @@ class Settings(TypedDict, total=False):
     heuristic_max: float
     max_variants: int
     lock_timeout: float
+    cache_credentialed: bool
+    trusted_forwarding_headers: Sequence[str]
 
 
 def options_from(settings: Settings) -> Options:
@@ -122,6 +134,8 @@ def options_from(settings: Settings) -> Options:
     if "cdn_dialects" in values:
         values["cdn_dialects"] = tuple(values["cdn_dialects"])
         render_tag_headers(["probe"], values["cdn_dialects"])  # raises ConfigError for unknown dialects
+    if "trusted_forwarding_headers" in values:
+        values["trusted_forwarding_headers"] = frozenset(name.lower() for name in values["trusted_forwarding_headers"])
     fraction = values.pop("heuristic_fraction", 0.1)
     ceiling = values.pop("heuristic_max", 86_400.0)
     values["heuristics"] = Heuristics(fraction, ceiling)
@@ -134,44 +148,6 @@ def options_from(settings: Settings) -> Options:
     if not options.prefix or ":" in options.prefix:
         raise ConfigError(f"key_prefix must be non-empty and without ':', got {options.prefix!r}")
     return options
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A request as the cache sees it; what the rules ask of its headers is read once, at construction."""
-
-    method: str
-    host: str
-    path: str
-    query: str
-    headers: Headers
-    directives: Directives = field(init=False, repr=False, compare=False)
-    """Request Cache-Control; `Pragma: no-cache` counts only without it (RFC 9111 5.4)."""
-    authorized: bool = field(init=False, repr=False, compare=False)
-    conditional: bool = field(init=False, repr=False, compare=False)
-    """Whether it carries a validator the cache may answer with a 304 (If-None-Match, If-Modified-Since)."""
-
-    def __post_init__(self) -> None:
-        cache_control: list[str] = []
-        pragma: list[str] = []
-        authorized = conditional = False
-        for name, value in self.headers:
-            if name == "cache-control":
-                cache_control.append(value)
-            elif name == "pragma":
-                pragma.append(value)
-            elif name == "authorization":
-                authorized = True
-            elif name in CONDITIONAL_FIELDS:
-                conditional = True
-        if cache_control:
-            directives: Directives = parse_cache_control(cache_control)
-        else:
-            directives = {"no-cache": None} if "no-cache" in ",".join(pragma).lower() else {}
-        # frozen: the derived fields are set once here, as dataclasses itself does
-        object.__setattr__(self, "directives", directives)
-        object.__setattr__(self, "authorized", authorized)
-        object.__setattr__(self, "conditional", conditional)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +194,22 @@ def authorization_allows(policy: ResponsePolicy) -> bool:
     return policy.has("public") or policy.has("s-maxage") or policy.has("must-revalidate")
 
 
+def credentials_allow(request: Request, policy: ResponsePolicy, vary: Collection[str], options: Options) -> bool:
+    """Whether a response with `policy` and `vary` (field names) may be shared with a request's credentials.
+
+    RFC 9111 3.5 for `Authorization`; and unless `cache_credentialed`, each of `Cookie` and
+    `Authorization` needs `public`, `s-maxage` or a `Vary` naming it: apps forget `private` on
+    session pages, and another user must never be served one.
+    """
+    if request.authorized and not authorization_allows(policy):
+        return False
+    if options.cache_credentialed or not (request.cookie or request.authorized):
+        return True
+    if policy.has("public") or policy.has("s-maxage"):
+        return True
+    return (not request.cookie or "cookie" in vary) and (not request.authorized or "authorization" in vary)
+
+
 def storable(request: Request, status: int, headers: Headers, received: float, options: Options) -> bool:
     """RFC 9111 3 for a shared cache, plus: Set-Cookie is not stored (unless allowed), nor `Vary: *`,
     nor a response with neither freshness nor a validator (it could never be reused).
@@ -231,11 +223,12 @@ def storable(request: Request, status: int, headers: Headers, received: float, o
         return False
     if policy.has("no-store") and not policy.has("must-understand"):
         return False
-    if policy.unqualified("private") or (request.authorized and not authorization_allows(policy)):
+    if policy.unqualified("private"):
         return False
     if get_first(headers, "set-cookie") is not None and not options.cache_set_cookie:
         return False
-    if vary_names(headers) is None:
+    vary = vary_names(headers)
+    if vary is None or not credentials_allow(request, policy, vary, options):
         return False
     if not (
         status in HEURISTICALLY_CACHEABLE
@@ -323,7 +316,7 @@ def decide(
     if facts is None:
         facts = entry_facts(entry, options)
     policy = facts.policy
-    if request.authorized and not authorization_allows(policy):
+    if (request.authorized or request.cookie) and not credentials_allow(request, policy, entry.vary, options):
         return Decision(Use.GATEWAY_TIMEOUT if "only-if-cached" in asked else Use.VALIDATE)
     lifetime = facts.lifetime
     age = facts.age(now)
@@ -361,21 +354,22 @@ def decide(
     return Decision(Use.VALIDATE, age, stale_if_error)
 
 
-def invalidated_urls(request: Request, status: int, headers: Headers) -> list[tuple[str, str, str]]:
-    """(host, path, query) whose entries an unsafe request invalidates (RFC 9111 4.4).
+def invalidated_urls(request: Request, status: int, headers: Headers, options: Options) -> list[str]:
+    """URL hashes whose entries an unsafe request invalidates (RFC 9111 4.4).
 
     Only after a non-error response; `Location` and `Content-Location` count
-    only when they point at the same host.
+    only when they point at the same origin.
     """
     if request.method in SAFE_METHODS or not 200 <= status < 400:
         return []
-    urls = [(request.host, request.path, request.query)]
-    base = f"http://{request.host}{request.path}"
+    trusted = options.trusted_forwarding_headers
+    urls = [request.url(trusted)]
+    base = f"{request.scheme}://{request.host}{request.path}"
     for name in ("location", "content-location"):
         value = get_first(headers, name)
         if not value:
             continue
         target = urlsplit(urljoin(base, value.strip()))
-        if target.netloc.lower() == request.host.lower() and target.path:
-            urls.append((request.host, target.path, target.query))
+        if target.scheme == request.scheme and target.netloc.lower() == request.host.lower() and target.path:
+            urls.append(dataclasses.replace(request, path=target.path, query=target.query).url(trusted))
     return list(dict.fromkeys(urls))

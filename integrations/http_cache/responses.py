@@ -18,7 +18,8 @@ from cachetier.integrations.http_cache.headers import (
     strip_hop_by_hop,
     without,
 )
-from cachetier.integrations.http_cache.policy import EntryFacts, Options, Request, entry_facts, response_policy
+from cachetier.integrations.http_cache.policy import EntryFacts, Options, entry_facts, response_policy
+from cachetier.integrations.http_cache.request import Request
 from cachetier.integrations.http_cache.storage import StoredResponse, vary_names, vary_values
 
 Response = tuple[int, Headers, bytes]

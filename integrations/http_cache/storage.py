@@ -6,8 +6,9 @@ Layout in the `CacheManager` (default namespace, so tag purges reach it):
   newest first. Selecting a variant (RFC 9111 4.1) needs only this small entry.
 * `<prefix>:var:<url hash>:<vary hash>` -> one `StoredResponse.to_dict()`.
 
-The URL hash covers host, path and query string exactly as sent (no
-reordering: `?a=1&b=2` and `?b=2&a=1` are different resources to an origin).
+The URL hash covers scheme, host and port, path and query string exactly as
+sent (no reordering: `?a=1&b=2` and `?b=2&a=1` are different resources to an
+origin).
 """
 
 from __future__ import annotations
@@ -80,9 +81,13 @@ class Variant:
     ttl: float
 
 
-def url_hash(host: str, path: str, query: str) -> str:
-    """A stable 128-bit hex digest of the URL (same value in every process)."""
-    return xxhash.xxh3_128_hexdigest(f"{host.lower()}\x00{path}\x00{query}".encode("utf-8", "surrogateescape"))
+def url_hash(host: str, path: str, query: str, *, scheme: str = "http", keyed: str = "") -> str:
+    """A stable 128-bit hex digest of the effective request URI (same value in every process).
+
+    `keyed` holds the values of request fields the app declared part of the key (trusted forwarding fields).
+    """
+    text = f"{scheme}://{host.lower()}\x00{path}\x00{query}\x00{keyed}"
+    return xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
 
 
 def index_key(prefix: str, url: str) -> str:

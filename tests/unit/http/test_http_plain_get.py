@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from cachetier.integrations.http_cache.asgi_scope import PlainGets, request_of
 from cachetier.integrations.http_cache.headers import format_http_date
-from cachetier.integrations.http_cache.policy import Options, Request, Use, decide, entry_facts
-from cachetier.integrations.http_cache.storage import StoredResponse, index_key, url_hash
+from cachetier.integrations.http_cache.policy import Options, Use, decide, entry_facts
+from cachetier.integrations.http_cache.request import Request
+from cachetier.integrations.http_cache.storage import StoredResponse, index_key
 
 T0 = 1_700_000_000.0
 
@@ -36,12 +37,24 @@ def scope_with(headers: list[tuple[bytes, bytes]], **fields: Any) -> dict[str, A
         scope_with([(b"Host", b"Example.TEST:8080"), (b"host", b"other.test")]),
         scope_with([(b"host", b"example.test")], query_string=b""),
         scope_with([(b"user-agent", b"wrk"), (b"host", b"example.test")], raw_path=b"/a%2Fb"),
+        scope_with([(b"host", b"example.test:443")], scheme="https"),
+        scope_with([(b"host", b"example.test"), (b"x-forwarded-proto", b"https")]),
     ],
 )
 def test_plain_get_keys_are_the_keys_of_the_full_request(scope: dict[str, Any]) -> None:
-    request = request_of(scope)
-    url = url_hash(request.host, request.path, request.query)
-    assert PlainGets("http").keys_of(scope) == (url, index_key("http", url))
+    trusted = ("x-forwarded-proto",)
+    url = request_of(scope).url(trusted)
+    assert PlainGets("http", trusted=trusted).keys_of(scope) == (url, index_key("http", url))
+
+
+def test_the_key_is_the_effective_request_uri() -> None:
+    plain = PlainGets("http")
+    http = plain.keys_of(scope_with([(b"host", b"example.test")]))
+    assert http == plain.keys_of(scope_with([(b"host", b"Example.test:80")]))
+    assert http != plain.keys_of(scope_with([(b"host", b"example.test")], scheme="https"))
+    assert http != plain.keys_of(scope_with([(b"host", b"example.test:8080")]))
+    https = plain.keys_of(scope_with([(b"host", b"example.test")], scheme="https"))
+    assert https == plain.keys_of(scope_with([(b"host", b"example.test:443")], scheme="https"))
 
 
 @pytest.mark.parametrize(
@@ -58,6 +71,10 @@ def test_plain_get_keys_are_the_keys_of_the_full_request(scope: dict[str, Any]) 
         scope_with([(b"host", b"example.test")], method="get"),
         scope_with([(b"accept", b"*/*")]),
         scope_with([(b"host", b"example.test")], raw_path=None),
+        scope_with([(b"host", b"example.test"), (b"cookie", b"session=alice")]),
+        scope_with([(b"host", b"example.test"), (b"range", b"bytes=0-1")]),
+        scope_with([(b"host", b"example.test"), (b"x-forwarded-host", b"evil.test")]),
+        scope_with([(b"host", b"example.test"), (b"forwarded", b"host=evil.test")]),
     ],
 )
 def test_requests_asking_the_cache_something_or_lacking_a_host_or_raw_path_are_not_plain(
@@ -79,8 +96,7 @@ def test_plain_get_memo_is_cleared_when_it_reaches_its_bound() -> None:
 def test_plain_get_memo_does_not_keep_urls_longer_than_its_byte_bound() -> None:
     plain = PlainGets("http", max_url_bytes=64)
     long = scope_with([(b"host", b"example.test")], raw_path=b"/" + b"x" * 100)
-    request = request_of(long)
-    url = url_hash(request.host, request.path, request.query)
+    url = request_of(long).url()
     assert plain.keys_of(long) == (url, index_key("http", url))
     assert plain._keys == {}
 

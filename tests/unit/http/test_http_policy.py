@@ -6,7 +6,6 @@ from cachetier import ConfigError
 from cachetier.integrations.http_cache.headers import format_http_date
 from cachetier.integrations.http_cache.policy import (
     Options,
-    Request,
     Use,
     decide,
     invalidated_urls,
@@ -15,7 +14,8 @@ from cachetier.integrations.http_cache.policy import (
     storable,
     storage_ttl,
 )
-from cachetier.integrations.http_cache.storage import StoredResponse
+from cachetier.integrations.http_cache.request import Request
+from cachetier.integrations.http_cache.storage import StoredResponse, url_hash
 
 T0 = 1_700_000_000.0
 OPTIONS = Options()
@@ -88,11 +88,29 @@ def test_only_get_is_stored_and_request_no_store_forbids_it() -> None:
     assert not can_store("max-age=60", request=get(("cache-control", "no-store")))
 
 
-def test_authorized_requests_need_public_s_maxage_or_must_revalidate() -> None:
+def test_authorized_requests_need_public_s_maxage_or_must_revalidate_when_credentials_are_shared() -> None:
     authorized = get(("authorization", "Bearer x"))
-    assert not can_store("max-age=60", request=authorized)
+    shared = Options(cache_credentialed=True)
+    headers = [("date", format_http_date(T0))]
+    assert not storable(authorized, 200, [*headers, ("cache-control", "max-age=60")], T0, shared)
     for allowed in ("max-age=60, public", "s-maxage=60", "max-age=60, must-revalidate"):
-        assert can_store(allowed, request=authorized)
+        assert storable(authorized, 200, [*headers, ("cache-control", allowed)], T0, shared)
+
+
+def test_credentialed_requests_store_only_responses_marked_shareable_by_default() -> None:
+    with_cookie = get(("cookie", "session=alice"))
+    authorized = get(("authorization", "Bearer x"))
+    for request in (with_cookie, authorized):
+        assert not can_store("max-age=60", request=request)
+        assert can_store("max-age=60, public", request=request)
+        assert can_store("s-maxage=60", request=request)
+    assert can_store("max-age=60", ("vary", "Cookie"), request=with_cookie)
+    # Vary: Authorization shares nothing by itself; RFC 9111 3.5 still wants must-revalidate (or public, s-maxage)
+    assert not can_store("max-age=60", ("vary", "Authorization"), request=authorized)
+    assert not can_store("max-age=60, must-revalidate", request=authorized)
+    assert can_store("max-age=60, must-revalidate", ("vary", "Authorization"), request=authorized)
+    both = get(("cookie", "a=1"), ("authorization", "Bearer x"))
+    assert not can_store("max-age=60, must-revalidate", ("vary", "Authorization"), request=both)
 
 
 def test_targeted_fields_take_precedence_in_order() -> None:
@@ -188,15 +206,19 @@ def test_storage_ttl_keeps_validatable_entries_for_the_retention_period() -> Non
     assert storage_ttl(entry("max-age=60"), T0 + 100, OPTIONS) == 0
 
 
-def test_unsafe_success_invalidates_the_url_and_same_host_locations() -> None:
+def test_unsafe_success_invalidates_the_url_and_same_origin_locations() -> None:
     post = Request("POST", "example.test", "/items/1", "x=1", [])
-    headers = [("location", "/items/2"), ("content-location", "http://other.test/items/3")]
-    assert invalidated_urls(post, 201, headers) == [
-        ("example.test", "/items/1", "x=1"),
-        ("example.test", "/items/2", ""),
+    headers = [
+        ("location", "/items/2"),
+        ("content-location", "http://other.test/items/3"),
+        ("content-location", "https://example.test/items/4"),
     ]
-    assert invalidated_urls(post, 500, headers) == []
-    assert invalidated_urls(get(), 200, headers) == []
+    assert invalidated_urls(post, 201, headers, OPTIONS) == [
+        url_hash("example.test", "/items/1", "x=1"),
+        url_hash("example.test", "/items/2", ""),
+    ]
+    assert invalidated_urls(post, 500, headers, OPTIONS) == []
+    assert invalidated_urls(get(), 200, headers, OPTIONS) == []
 
 
 def test_options_validate_settings() -> None:
