@@ -12,6 +12,7 @@ from typing import Any
 
 from cachetier.codecs import Codec
 from cachetier.config import CacheConfig
+from cachetier.drivers import require_backend
 from cachetier.manager import CacheManager
 from cachetier.protocols import L2Adapter
 from cachetier.selection import Candidate, SelectingAdapter, is_postgres_url, redis_candidate
@@ -90,11 +91,12 @@ def _testing_candidates(config: CacheConfig) -> list[Candidate] | None:
     if config.adapter in {"auto", "database", "postgres"} and is_postgres_url(config.database_url):
 
         def build() -> L2Adapter:
+            require_backend("postgres", "testing: isolated PostgreSQL table")
             from cachetier.adapters.postgres import PostgresAdapter
 
             return PostgresAdapter.from_config(config, drop_on_close=True)
 
-        return [Candidate("postgres", build, "testing: isolated PostgreSQL table")]
+        return [Candidate("postgres", build, "testing: isolated PostgreSQL table", driver="postgres")]
     if config.adapter == "redis":
         return [redis_candidate(config, "testing: isolated Redis namespace")]
     return None

@@ -17,6 +17,7 @@ from typing import Any
 
 from cachetier.adapters.memory import MemoryAdapter
 from cachetier.config import CacheConfig
+from cachetier.drivers import require_backend
 from cachetier.errors import BackendError
 from cachetier.protocols import L2Adapter, L2Entry
 
@@ -27,11 +28,15 @@ PING_TIMEOUT = 2.0
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One backend to try: how to build it and the reason reported when it is chosen."""
+    """One backend to try: how to build it and the reason reported when it is chosen.
+
+    `driver` names a backend whose driver is an optional extra (`redis`, `postgres`).
+    """
 
     name: str
     build: Callable[[], L2Adapter]
     reason: str
+    driver: str | None = None
 
 
 def is_postgres_url(url: str | None) -> bool:
@@ -40,20 +45,22 @@ def is_postgres_url(url: str | None) -> bool:
 
 def redis_candidate(config: CacheConfig, reason: str) -> Candidate:
     def build() -> L2Adapter:
+        require_backend("redis", reason)
         from cachetier.adapters.redis import RedisAdapter
 
         return RedisAdapter.from_config(config)
 
-    return Candidate("redis", build, reason)
+    return Candidate("redis", build, reason, driver="redis")
 
 
 def postgres_candidate(config: CacheConfig, reason: str) -> Candidate:
     def build() -> L2Adapter:
+        require_backend("postgres", reason)
         from cachetier.adapters.postgres import PostgresAdapter
 
         return PostgresAdapter.from_config(config)
 
-    return Candidate("postgres", build, reason)
+    return Candidate("postgres", build, reason, driver="postgres")
 
 
 def sqlite_candidate(config: CacheConfig, reason: str) -> Candidate:
@@ -130,7 +137,13 @@ class SelectingAdapter:
     """An `L2Adapter` that picks its real backend on first use and then delegates to it."""
 
     def __init__(self, config: CacheConfig, options: Sequence[Candidate] | None = None) -> None:
+        """Raises `MissingDependencyError` when the first choice's driver is not installed.
+
+        A fallback whose driver is missing is skipped at start like an unreachable one.
+        """
         self._options = list(options) if options is not None else candidates(config)
+        if self._options and self._options[0].driver is not None:
+            require_backend(self._options[0].driver, self._options[0].reason)
         self._adapter: L2Adapter | None = None
         self._lock = asyncio.Lock()
         self._closed = False
