@@ -128,8 +128,10 @@ class CacheConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> CacheConfig:
-        """Build from environment variables; keyword `overrides` win over them.
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, defaults: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> CacheConfig:
+        """Build from environment variables; keyword `overrides` win over them, and they over `defaults`.
 
         Invalid values raise `ConfigError` naming the variable.
         """
@@ -145,7 +147,7 @@ class CacheConfig:
             except (ValueError, ConfigError) as exc:
                 raise ConfigError(f"{variable}={raw!r} is invalid: {exc}") from exc
         values.update(overrides)
-        return cls(**values)
+        return cls(**{**(defaults or {}), **values})
 
 
 def _check_choice(name: str, value: object, choices: Any) -> None:
