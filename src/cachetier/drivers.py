@@ -25,12 +25,17 @@ def installed(module: str) -> bool:
         return False
 
 
+def missing(module: str, extra: str, needed_for: str) -> MissingDependencyError:
+    """The error for `module` not being installed, naming `cachetier[extra]`."""
+    return MissingDependencyError(
+        f"{needed_for} needs the {module!r} package, which is not installed: pip install 'cachetier[{extra}]'"
+    )
+
+
 def require(module: str, extra: str, needed_for: str) -> None:
     """Raise `MissingDependencyError` naming `cachetier[extra]` when `module` is not installed."""
     if not installed(module):
-        raise MissingDependencyError(
-            f"{needed_for} needs the {module!r} package, which is not installed: pip install 'cachetier[{extra}]'"
-        )
+        raise missing(module, extra, needed_for)
 
 
 def require_backend(backend: str, why: str) -> None:
