@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import time
+import zlib
 
 import pytest
 
 from cachetier.codecs import JsonCodec
-from cachetier.errors import DeserializationError
+from cachetier.errors import DeserializationError, SerializationError
 from cachetier.framing import FLAG_ZLIB, decode_frame, decode_values, encode_frame
 
 codec = JsonCodec()
@@ -96,3 +98,45 @@ def test_decode_many_batch_of_plain_frames_keeps_each_value_with_its_key() -> No
     assert found == dict(zip(keys, values, strict=False))
     assert list(found) == keys[:-1]
     assert errors == []
+
+
+def _frame(payload: bytes, flags: int = 0) -> bytes:
+    header = struct.pack(">BBBQH", 1, flags, codec.codec_id, int((time.time() + 60) * 1000), 0)
+    return header + payload
+
+
+def test_truncated_and_oversized_compressed_payloads_are_corrupt_entries() -> None:
+    packed = zlib.compress(b'"' + b"a" * 5000 + b'"')
+    with pytest.raises(DeserializationError, match="truncated"):
+        decode_frame(codec, _frame(packed[:-8], FLAG_ZLIB))
+    with pytest.raises(DeserializationError, match="max_inflated_bytes"):
+        decode_frame(codec, _frame(packed, FLAG_ZLIB), 4096)
+    assert decode_frame(codec, _frame(packed, FLAG_ZLIB), 5002).value == "a" * 5000  # exactly the cap is fine
+
+
+def test_hostile_payloads_the_codec_chokes_on_are_deserialization_errors() -> None:
+    # A tagged payload nested deeper than the interpreter's recursion limit (orjson reads 1,024 levels).
+    nested = _frame(b"\x00" + b"[" * 1000 + b"]" * 1000)
+    with pytest.raises(DeserializationError):
+        decode_frame(codec, nested)
+    errors: list[str] = []
+    found = decode_values(codec, ["deep", "ok"], [nested, _frame(b"1")], on_error=lambda key, exc: errors.append(key))
+    assert (found, errors) == ({"ok": 1}, ["deep"])
+
+
+class _BrokenCodec:
+    codec_id = 7
+
+    def encode(self, value: object) -> bytes:
+        raise ValueError("cannot")
+
+    def decode(self, data: bytes) -> object:
+        raise KeyError("cannot")
+
+
+def test_a_codec_raising_its_own_errors_still_gives_cache_errors() -> None:
+    with pytest.raises(SerializationError):
+        encode_frame(_BrokenCodec(), 1, time.time() + 60, (), False, 0)
+    frame = bytes((1, 0, 7)) + _frame(b"1")[3:]
+    with pytest.raises(DeserializationError):
+        decode_frame(_BrokenCodec(), frame)
