@@ -118,3 +118,42 @@ def test_editable_install_of_a_symlink_free_checkout_imports_integrations(
     # Where no link can be made, the finder the install adds maps the package to the folder itself.
     os.remove(link)
     assert _run(python, "-c", where, cwd=tmp_path).strip() == str(checkout / "integrations" / "asgi.py")
+
+
+LEAN_CHECK = """
+import asyncio, importlib.metadata as md, cachetier
+
+installed = {dist.metadata["Name"].lower() for dist in md.distributions()}
+assert not installed & {"redis", "asyncpg", "hiredis", "starlette", "fastapi", "flask", "prometheus-client"}, installed
+
+async def main():
+    async with cachetier.create_cache() as cache:  # the embedded SQLite default
+        await cache.set("k", [1, 2], tags=["t"])
+        assert await cache.get("k") == [1, 2]
+        assert cache.adapter_type == "sqlite", cache.adapter_type
+
+asyncio.run(main())
+try:
+    cachetier.create_cache(adapter="redis")
+except cachetier.MissingDependencyError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.timeout(600)
+def test_plain_install_pulls_no_drivers_and_runs_on_sqlite(
+    dists: dict[str, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    python = _venv(tmp_path / "venv")
+    _run(python, "-m", "pip", "install", "--quiet", dists["wheel"], timeout=540)
+    env_home = tmp_path / "home"
+    result = subprocess.run(
+        [str(python), "-c", LEAN_CHECK],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(env_home), "XDG_CACHE_HOME": str(env_home / "cache")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'cachetier[redis]'" in result.stdout
