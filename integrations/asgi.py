@@ -242,7 +242,7 @@ class _Responder:
     async def respond_stored(self, prepared: Prepared, now: float, x_cache: str) -> None:
         """`respond(served(...))`, with the stored headers encoded once per entry rather than per hit."""
         request = self.request
-        if request.conditional or request.method != "GET":
+        if request.conditional or request.ranged or request.method != "GET":
             await self.respond(served(request, prepared, now, x_cache))
             return
         await self.send(wire_start(prepared, prepared.facts.age(now), x_cache.encode("latin-1")))

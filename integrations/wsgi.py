@@ -25,7 +25,7 @@ import orjson
 
 from cachetier import InvalidTagError
 from cachetier.integrations.http_cache.cache_calls import SyncCalls
-from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS, validating_headers
+from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS, RANGE_FIELDS, validating_headers
 from cachetier.integrations.http_cache.flow import (
     BodyBuffer,
     Found,
@@ -233,7 +233,8 @@ class _Responder:
         request, options, mw = self.request, self.options, self.mw
         environ = self.environ
         if found is not None:
-            environ = {key: value for key, value in environ.items() if key not in _CONDITIONAL_KEYS}
+            dropped = _CONDITIONAL_KEYS if found.entry is None else _CONDITIONAL_KEYS | _RANGE_KEYS
+            environ = {key: value for key, value in environ.items() if key not in dropped}
             sent = validating_headers(request.headers, found.entry)
             for name in CONDITIONAL_FIELDS:
                 value = get_first(sent, name)
@@ -307,6 +308,7 @@ class _Responder:
 
 
 _CONDITIONAL_KEYS = frozenset("HTTP_" + name.upper().replace("-", "_") for name in CONDITIONAL_FIELDS)
+_RANGE_KEYS = frozenset("HTTP_" + name.upper().replace("-", "_") for name in RANGE_FIELDS)
 
 
 def _close(result: Iterable[bytes]) -> None:

@@ -12,6 +12,9 @@ from cachetier.integrations.http_cache.storage import StoredResponse
 CONDITIONAL_FIELDS: Final = ("if-none-match", "if-modified-since")
 """Client validators the cache answers itself; they are not forwarded when filling the cache."""
 
+RANGE_FIELDS: Final = ("range", "if-range")
+"""Not forwarded when revalidating a stored response: the ranges are cut from the whole one."""
+
 NOT_MODIFIED_FIELDS: Final = ("cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified")
 """RFC 9110 15.4.5: the fields a 304 carries when the 200 would have had them (plus Last-Modified)."""
 
@@ -78,14 +81,16 @@ def generated_etag(body: bytes) -> str:
 
 
 def validating_headers(request_headers: Headers, entry: StoredResponse | None) -> Headers:
-    """Request headers for the origin: the client's own validators replaced by the stored entry's.
+    """Request headers for the origin: the client's own validators replaced by the stored entry's
+    (and, with an entry, no `Range`).
 
     An ETag the cache generated is not sent: the app never issued it, so it could not match, and
     (RFC 9110 13.2.2) its If-None-Match would make the app ignore If-Modified-Since.
     """
-    headers = without(request_headers, CONDITIONAL_FIELDS)
     if entry is None:
-        return headers
+        return without(request_headers, CONDITIONAL_FIELDS)
+    # a range is served from the stored (or refreshed) whole response, so the app is asked for all of it
+    headers = without(request_headers, (*CONDITIONAL_FIELDS, *RANGE_FIELDS))
     etag = get_first(entry.headers, "etag")
     if etag is not None and etag == generated_etag(entry.body):
         etag = None

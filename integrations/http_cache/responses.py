@@ -19,6 +19,7 @@ from cachetier.integrations.http_cache.headers import (
     without,
 )
 from cachetier.integrations.http_cache.policy import EntryFacts, Options, entry_facts, response_policy
+from cachetier.integrations.http_cache.ranges import ranged
 from cachetier.integrations.http_cache.request import Request
 from cachetier.integrations.http_cache.storage import StoredResponse, vary_names, vary_values
 
@@ -156,7 +157,8 @@ def wire_start(prepared: Prepared, age: float, x_cache: bytes) -> dict[str, Any]
 
 
 def served(request: Request, prepared: Prepared, now: float, x_cache: str) -> Response:
-    """The stored response for this request: a 304 when the client's validators match, no body for HEAD."""
+    """The stored response for this request: a 304 when the client's validators match, a 206 or 416
+    for a `Range` (RFC 9110 14), no body for HEAD."""
     entry = prepared.entry
     headers = [*prepared.headers, ("age", str(int(prepared.facts.age(now)))), ("x-cache", x_cache)]
     if request.conditional and not_modified(
@@ -164,6 +166,10 @@ def served(request: Request, prepared: Prepared, now: float, x_cache: str) -> Re
     ):
         kept = {*NOT_MODIFIED_FIELDS, "age", "x-cache"}
         return 304, [(name, value) for name, value in headers if name in kept], b""
+    if request.ranged:
+        partial = ranged(request.headers, entry.status, entry.headers, headers, entry.body)
+        if partial is not None:
+            return partial
     headers.append(("content-length", prepared.content_length))
     return entry.status, headers, b"" if request.method == "HEAD" else entry.body
 

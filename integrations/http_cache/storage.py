@@ -13,6 +13,7 @@ origin).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -112,20 +113,30 @@ def vary_names(headers: Headers) -> list[str] | None:
     return sorted(names)
 
 
-def _normalize(value: str | None) -> str | None:
-    """RFC 9111 4.1 allows normalising: list members compared without surrounding whitespace."""
+LIST_FIELDS: Final = frozenset({"accept", "accept-charset", "accept-encoding", "accept-language"})
+"""List-valued request fields whose members are case-insensitive and unordered (preference is by q-value)."""
+
+_AROUND_SEMICOLON: Final = re.compile(r"\s*;\s*")
+
+
+def _normalize(name: str, value: str | None) -> str | None:
+    """RFC 9111 4.1 allows normalising by the field's syntax: list members compared without surrounding
+    whitespace; for `LIST_FIELDS` also without case, whitespace around parameters, or order."""
     if value is None:
         return None
-    return ",".join(part.strip() for part in value.split(","))
+    if name not in LIST_FIELDS:
+        return ",".join(part.strip() for part in value.split(","))
+    members = (_AROUND_SEMICOLON.sub(";", part.strip()).lower() for part in value.split(","))
+    return ",".join(sorted(member for member in members if member))
 
 
 def vary_values(request_headers: Headers, names: list[str]) -> VaryValues:
-    return {name: _normalize(combined(request_headers, name)) for name in names}
+    return {name: _normalize(name, combined(request_headers, name)) for name in names}
 
 
 def matches(stored: Mapping[str, str | None], request_headers: Headers) -> bool:
     """Whether a request selects a stored variant: every Vary-named field compares equal."""
-    return all(_normalize(combined(request_headers, name)) == value for name, value in stored.items())
+    return all(_normalize(name, combined(request_headers, name)) == value for name, value in stored.items())
 
 
 def parse_index(data: object) -> list[Variant]:

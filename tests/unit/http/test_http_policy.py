@@ -59,10 +59,19 @@ def test_set_cookie_is_not_stored_unless_allowed() -> None:
     assert storable(get(), 200, headers, T0, Options(cache_set_cookie=True))
 
 
-def test_status_codes_not_understood_partial_content_and_304_are_not_stored() -> None:
-    for status in (206, 299, 304, 599, 100):
+def test_partial_content_304_and_interim_statuses_are_not_stored() -> None:
+    for status in (206, 304, 100):
         assert not can_store("max-age=60", status=status)
     assert can_store("max-age=60", status=404)
+
+
+def test_any_final_status_with_explicit_freshness_is_stored_unless_must_understand_does_not_know_it() -> None:
+    for status in (299, 499, 599):
+        assert can_store("max-age=60", status=status)
+        assert not can_store(None, ("etag", '"v"'), status=status)  # a validator alone is not enough
+        assert not can_store("max-age=60, must-understand", status=status)
+    assert can_store("max-age=60, must-understand, no-store", status=200)
+    assert not can_store("max-age=60, no-store", status=200)
 
 
 def test_responses_without_freshness_or_validator_are_not_stored() -> None:

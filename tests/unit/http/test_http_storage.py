@@ -45,10 +45,19 @@ def test_vary_names_are_lower_case_sorted_and_star_never_matches() -> None:
 
 def test_vary_matching_normalises_whitespace_and_treats_absent_as_a_value() -> None:
     stored = vary_values([("accept-encoding", "gzip,  br")], ["accept-encoding", "accept-language"])
-    assert stored == {"accept-encoding": "gzip,br", "accept-language": None}
+    assert stored == {"accept-encoding": "br,gzip", "accept-language": None}
     assert matches(stored, [("accept-encoding", "gzip , br")])
     assert not matches(stored, [("accept-encoding", "gzip, br"), ("accept-language", "en")])
     assert not matches(stored, [("accept-encoding", "br")])
+
+
+def test_vary_on_list_valued_accept_fields_ignores_order_case_and_whitespace() -> None:
+    stored = vary_values([("accept-language", "en-US,fr;q=0.8")], ["accept-language"])
+    assert matches(stored, [("accept-language", "fr; q=0.8 ,  en-us")])
+    assert matches(stored, [("accept-language", "fr;q=0.8"), ("accept-language", "EN-us")])
+    assert not matches(stored, [("accept-language", "en-US,fr;q=0.9")])
+    cookie = vary_values([("cookie", "a=1; b=2")], ["cookie"])
+    assert not matches(cookie, [("cookie", "A=1; b=2")])  # other fields keep their case
 
 
 def test_select_returns_the_newest_matching_variant() -> None:
