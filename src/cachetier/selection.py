@@ -24,6 +24,9 @@ from cachetier.protocols import L2Adapter, L2Entry
 logger = logging.getLogger("cachetier")
 
 PING_TIMEOUT = 2.0
+FALLBACK_MARK = "fallback"
+"""In `selection_reason` whenever the backend in use is not the first choice (health checks report it)."""
+_redis_ignored_warned = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,24 @@ def candidates(config: CacheConfig) -> list[Candidate]:
             redis_candidate(config, "auto in production: Redis configured"),
             database_candidate(config, "Redis unreachable"),
         ]
+    if config.redis_configured:
+        _warn_redis_ignored(config)
     return [database_candidate(config, f"auto in {config.environment}")]
+
+
+def _warn_redis_ignored(config: CacheConfig) -> None:
+    """Say once per process that a configured Redis is not used, and what would use it."""
+    global _redis_ignored_warned
+    if _redis_ignored_warned:
+        return
+    _redis_ignored_warned = True
+    setting = "REDIS_URL" if config.redis_url else "REDIS_HOST"
+    logger.warning(
+        "cachetier: %s is set but ignored: adapter=auto uses Redis only in production and the environment is %s; "
+        "set CACHE_ENVIRONMENT=production (or CACHE_ADAPTER=redis) to use it",
+        setting,
+        config.environment,
+    )
 
 
 async def connect_first_reachable(options: Sequence[Candidate]) -> tuple[L2Adapter, str]:
@@ -120,10 +140,10 @@ async def connect_first_reachable(options: Sequence[Candidate]) -> tuple[L2Adapt
                 await _close_quietly(adapter)
             continue
         if failures:
-            return adapter, f"{candidate.reason} (fallback after: {'; '.join(failures)})"
+            return adapter, f"{candidate.reason} ({FALLBACK_MARK} after: {'; '.join(failures)})"
         return adapter, candidate.reason
     logger.warning("cachetier: no configured backend reachable; using the in-process memory adapter")
-    return MemoryAdapter(), f"fallback to memory: {'; '.join(failures)}"
+    return MemoryAdapter(), f"{FALLBACK_MARK} to memory: {'; '.join(failures)}"
 
 
 async def _close_quietly(adapter: L2Adapter) -> None:

@@ -1,26 +1,62 @@
-"""Typed statistics returned by `CacheManager.get_stats()`; each converts to the seed's dict shape."""
+"""Typed statistics returned by `CacheManager.get_stats()`, readable as attributes or as the seed's mapping.
+
+Units, so that `stats.hit_rate < 80` means what it says: `hit_rate` is a
+percentage (0-100, as the seed shows it) and `hit_ratio` the same figure as a
+fraction (0-1). Both exist everywhere a rate does; there is no third spelling.
+
+`stats["combined"]["hit_rate"]` and `stats.combined.hit_rate` give the same
+number: `CacheStats` is a read-only mapping of its `to_dict()` shape, and each
+section is a typed object that also answers `section["name"]`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 
-def _rate(hits: int, requests: int) -> float:
+def _ratio(hits: int, requests: int) -> float:
     return hits / requests if requests else 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class L1Stats:
+class _Section(Mapping[str, Any]):
+    """Mapping access to a stats object's documented names (fields and rate properties)."""
+
+    __slots__ = ()
+    _names: tuple[str, ...] = ()
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class L1Stats(_Section):
     entries: int
     hits: int
     requests: int
     memory_bytes: int
 
+    _names = ("entries", "hits", "requests", "hit_rate")  # the seed's `l1` section
+
+    @property
+    def hit_ratio(self) -> float:
+        """Hits per request, 0-1."""
+        return _ratio(self.hits, self.requests)
+
     @property
     def hit_rate(self) -> float:
-        return _rate(self.hits, self.requests)
+        """Hits per request in percent, 0-100."""
+        return 100.0 * self.hit_ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +71,36 @@ class L2Stats:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class CacheStats:
-    """Figures of one manager since it started. `to_dict()` gives the documented JSON shape."""
+@dataclass(frozen=True, slots=True, eq=True)
+class CombinedStats(_Section):
+    """Both tiers together: the seed's `combined` section."""
+
+    total_entries: int
+    hits: int
+    misses: int
+    requests: int
+    memory_usage: int
+    loader_calls: int
+
+    _names = ("total_entries", "hits", "misses", "requests", "hit_rate", "hit_ratio", "memory_usage", "loader_calls")
+
+    @property
+    def hit_ratio(self) -> float:
+        """Requests answered by L1 or L2, 0-1."""
+        return _ratio(self.hits, self.requests)
+
+    @property
+    def hit_rate(self) -> float:
+        """Requests answered by L1 or L2, in percent (0-100)."""
+        return 100.0 * self.hit_ratio
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class CacheStats(Mapping[str, Any]):
+    """Figures of one manager since it started; `to_dict()` gives the documented JSON shape.
+
+    Also a read-only mapping of that shape (`stats["combined"]["hit_rate"]`).
+    """
 
     adapter: str
     reason: str
@@ -58,25 +121,41 @@ class CacheStats:
         return self.requests - self.hits
 
     @property
+    def hit_ratio(self) -> float:
+        """Requests answered by L1 or L2, 0-1."""
+        return _ratio(self.hits, self.requests)
+
+    @property
     def hit_rate(self) -> float:
-        return _rate(self.hits, self.requests)
+        """Requests answered by L1 or L2, in percent (0-100)."""
+        return 100.0 * self.hit_ratio
+
+    @property
+    def combined(self) -> CombinedStats:
+        return CombinedStats(
+            total_entries=self.l1.entries + int(self.l2.stats.get("entries", 0)),
+            hits=self.hits,
+            misses=self.misses,
+            requests=self.requests,
+            memory_usage=self.l1.memory_bytes,
+            loader_calls=self.loader_calls,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         l2 = dataclasses.asdict(self.l2)
         return {
             "adapter": self.adapter,
             "reason": self.reason,
-            "l1": {
-                "entries": self.l1.entries,
-                "hits": self.l1.hits,
-                "requests": self.l1.requests,
-                "hit_rate": self.l1.hit_rate,
-            },
+            "l1": dict(self.l1),
             "l2": {"healthy": l2.pop("healthy"), "latency_ms": l2.pop("latency_ms"), "stats": l2},
-            "combined": {
-                "total_entries": self.l1.entries + int(self.l2.stats.get("entries", 0)),
-                "hit_rate": self.hit_rate,
-                "memory_usage": self.l1.memory_bytes,
-                "loader_calls": self.loader_calls,
-            },
+            "combined": dict(self.combined),
         }
+
+    def __getitem__(self, name: str) -> Any:
+        return self.to_dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("adapter", "reason", "l1", "l2", "combined"))
+
+    def __len__(self) -> int:
+        return 5
