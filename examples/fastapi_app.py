@@ -5,7 +5,7 @@ Run: python examples/fastapi_app.py   (uvicorn on http://127.0.0.1:8000; OpenAPI
 The cache comes from the environment (`create_cache()`): with nothing set it is
 the embedded SQLite file; `REDIS_URL=redis://127.0.0.1:6379/0
 CACHE_ENVIRONMENT=production` puts it on Redis, `DATABASE_URL=postgresql://...`
-on PostgreSQL. `PURGE_TOKEN` protects `POST /_cache/purge/` (a random token
+on PostgreSQL. `PURGE_TOKEN` protects `POST /_cache/purge` (a random token
 is generated and logged when it is unset).
 
 The same routes as `starlette_app.py`, written the FastAPI way: request
@@ -108,7 +108,10 @@ def create_app(
 
     app = FastAPI(title="cachetier FastAPI example", lifespan=lifespan)
     app.add_middleware(CacheMiddleware, cache=manager, clock=clock)
-    app.mount("/_cache/purge", purge_endpoint(manager, token=token))
+    purge = purge_endpoint(manager, token=token)
+    # a route answers on the exact path (a mount would redirect it to ".../purge/" with a 307)
+    app.add_route("/_cache/purge", purge, include_in_schema=False)
+    app.add_route("/_cache/purge/", purge, include_in_schema=False)
     database = db if db is not None else Database()
     app.state.renders = Counter[str]()
     app.state.cache = manager

@@ -5,12 +5,12 @@ Run: python examples/starlette_app.py   (uvicorn on http://127.0.0.1:8000)
 The cache comes from the environment (`create_cache()`): with nothing set it is
 the embedded SQLite file; `REDIS_URL=redis://127.0.0.1:6379/0
 CACHE_ENVIRONMENT=production` puts it on Redis, `DATABASE_URL=postgresql://...`
-on PostgreSQL. `PURGE_TOKEN` protects `POST /_cache/purge/` (a random token
+on PostgreSQL. `PURGE_TOKEN` protects `POST /_cache/purge` (a random token
 is generated and logged when it is unset). Then try:
 
     curl -i localhost:8000/users/1          # X-Cache: MISS, then HIT
     curl -i -X PUT localhost:8000/users/1 -d '{"name": "Ada L."}'   # purges tag user:1
-    curl -i -X POST localhost:8000/_cache/purge/ -H "Authorization: Bearer $PURGE_TOKEN" \
+    curl -i -X POST localhost:8000/_cache/purge -H "Authorization: Bearer $PURGE_TOKEN" \
         -d '{"tags": ["users"]}'
 
 The cache is created by `create_app()` and connected and closed by the
@@ -34,7 +34,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from cachetier import CacheManager, create_cache, create_health_check
 from cachetier.integrations.asgi import CacheMiddleware, purge_endpoint
@@ -69,6 +69,7 @@ def create_app(
     users = UserService(database)
     patterns = CachePatterns(manager)
     health = create_health_check(manager)
+    purge = purge_endpoint(manager, token=token)
 
     async def home(request: Request) -> Response:
         language = language_of(request.headers.get("accept-language"))
@@ -177,7 +178,9 @@ def create_app(
             Route("/welcome", welcome),
             Route("/stats", stats),
             Route("/health", healthz),
-            Mount("/_cache/purge", app=purge_endpoint(manager, token=token)),
+            # a Route answers on the exact path (a Mount would redirect it to ".../purge/" with a 307)
+            Route("/_cache/purge", purge),
+            Route("/_cache/purge/", purge),
         ],
         middleware=[Middleware(CacheMiddleware, cache=manager, clock=clock)],
         lifespan=lifespan,
