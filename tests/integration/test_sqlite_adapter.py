@@ -255,7 +255,7 @@ async def test_stats_counts_live_entries_and_distinct_tags(adapter: SQLiteAdapte
     assert await adapter.stats() == {"entries": 2, "tags": 2, "path": str(db_path)}
 
 
-async def test_custom_table_name_names_both_tables(db_path: Path) -> None:
+async def test_custom_table_name_names_every_table(db_path: Path) -> None:
     adapter = SQLiteAdapter(db_path, table_name="My_Cache2")
     try:
         await adapter.set("k", b"v", 60, ("t",))
@@ -263,7 +263,8 @@ async def test_custom_table_name_names_both_tables(db_path: Path) -> None:
         await adapter.close()
     names = query_one(db_path, "SELECT group_concat(name, ',') FROM sqlite_master WHERE type = 'table'")
     assert isinstance(names, str)
-    assert sorted(names.split(",")) == ["My_Cache2", "My_Cache2_tags"]
+    suffixes = ["", "_counter", "_leases", "_marks", "_tags"]
+    assert sorted(names.split(",")) == [f"My_Cache2{suffix}" for suffix in suffixes]
 
 
 @pytest.mark.parametrize(

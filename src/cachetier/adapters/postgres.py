@@ -20,6 +20,8 @@ Design decisions:
 - Keys and tags over `MAX_KEY_BYTES` UTF-8 bytes (or containing NUL, which
   PostgreSQL text cannot hold) raise `InvalidKeyError`/`InvalidTagError`
   before any I/O: btree and GIN entries are capped near 2.7 KB per row.
+- Leases (`get_or_lease`/`set_leased`) and change notices: see `cachetier.adapters.pg_leases`
+  for the extra tables and functions and why they are race-free under READ COMMITTED.
 - Server faults, timeouts and connection errors become `BackendError`.
 """
 
@@ -28,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from collections.abc import Sequence
 from typing import Any, Final
 
 import asyncpg
 
+from cachetier.adapters.pg_leases import ORIGIN_CHARS
 from cachetier.adapters.pg_pool import ConnectionStack
 from cachetier.adapters.pg_sql import statements
 from cachetier.config import CacheConfig
@@ -44,7 +48,7 @@ from cachetier.errors import (
     InvalidTagError,
     NotAnIntegerError,
 )
-from cachetier.protocols import L2Entry
+from cachetier.protocols import L2Entry, Lease
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +83,8 @@ class PostgresAdapter:
         unlogged: create the table `UNLOGGED` (see above).
         cleanup_interval: seconds between background purges of expired rows.
         drop_on_close: drop the table in `close()` (tests, throwaway caches).
+        change_feed: send a change notice (NOTIFY) with every write, delete and invalidation, so other
+            processes' `subscribe_invalidations` hear of it; off saves a little on every write.
     """
 
     name = "postgres"
@@ -93,6 +99,7 @@ class PostgresAdapter:
         unlogged: bool = False,
         cleanup_interval: float = 60.0,
         drop_on_close: bool = False,
+        change_feed: bool = True,
     ) -> None:
         _check_identifier(table_name)
         positive = {
@@ -110,7 +117,9 @@ class PostgresAdapter:
         self._unlogged = unlogged
         self._cleanup_interval = cleanup_interval
         self._drop_on_close = drop_on_close
-        self._sql = statements(table_name, unlogged)
+        self._origin = uuid.uuid4().hex[:ORIGIN_CHARS]
+        self._change_feed = change_feed
+        self._sql = statements(table_name, unlogged, self._origin if change_feed else None)
         self._pool: ConnectionStack | None = None
         self._start_lock = asyncio.Lock()
         self._cleanup_task: asyncio.Task[None] | None = None
@@ -157,7 +166,7 @@ class PostgresAdapter:
             pool = self._pool if self._pool is not None else await self._start()
             try:
                 return await pool.run(method, self._sql[op], *args)
-            except asyncpg.UndefinedTableError:
+            except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError):
                 # Dropped behind our back (another adapter's drop_on_close, a manual reset):
                 # recreate it, or every later call would fail until the process restarts.
                 await pool.run("execute", self._sql["create"])
@@ -204,6 +213,20 @@ class PostgresAdapter:
         _check_key(key)
         return await self._run("delete", key) is True
 
+    async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
+        """One statement: the live value, or a new lease token, or busy (see `LeasingAdapter`)."""
+        _check_key(key)
+        value, token = await self._run("get_or_lease", key, lease_ttl, method="fetchrow")
+        if value is not None:
+            return Lease(value)
+        return Lease(None, token, False) if token is not None else Lease(None, None, True)
+
+    async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
+        """One round trip: store only while `token` holds the key and no newer invalidation marks it."""
+        _check_key(key)
+        _check_tags(tags)
+        return await self._run("set_leased", key, value, ttl, list(tags), token) is True
+
     async def exists(self, key: str) -> bool:
         _check_key(key)
         return await self._run("exists", key) is not None
@@ -234,10 +257,8 @@ class PostgresAdapter:
 
     async def clear(self, prefix: str) -> int:
         """Remove keys starting with `prefix` (compared literally); return how many were live."""
-        upper = _prefix_upper_bound(prefix)
-        if upper is None:
-            return int(await self._run("clear_from", prefix))
-        return int(await self._run("clear_range", prefix, upper))
+        _check_key(prefix)
+        return int(await self._run("clear", prefix, _prefix_upper_bound(prefix)))
 
     async def purge_expired(self) -> int:
         """Delete expired rows in batches of 1000 (short locks, bounded WAL); return how many."""
@@ -246,7 +267,10 @@ class PostgresAdapter:
             removed = int(await self._run("purge", _PURGE_BATCH))
             total += removed
             if removed < _PURGE_BATCH:
-                return total
+                break
+        await self._run("purge_leases")
+        await self._run("purge_marks")
+        return total
 
     async def _cleanup_loop(self) -> None:
         while True:
@@ -280,7 +304,7 @@ class PostgresAdapter:
                 return
             try:
                 if self._drop_on_close:
-                    await pool.run("execute", f'DROP TABLE IF EXISTS "{self._table}"')
+                    await pool.run("execute", self._sql["drop"])
             except _FAULTS as exc:
                 raise BackendError(f"postgres drop of table {self._table!r} failed: {exc}") from exc
             finally:

@@ -9,6 +9,8 @@ the busy timeout for the write lock up front instead of failing half-way; WAL
 lets them read meanwhile, and `synchronous=NORMAL` is durable enough for a cache.
 Expiry is Unix time, since processes do not share a monotonic clock: reads skip
 expired rows and a background task deletes them in bounded batches.
+Leases live in tables of the same file (`cachetier.adapters.sqlite_leases`), so
+they hold across processes: check and store are one `BEGIN IMMEDIATE` transaction.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ import pathlib
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 
 import platformdirs
 
+from cachetier.adapters.sqlite_connection import BUSY_TIMEOUT, enable_wal, quote, transaction
+from cachetier.adapters.sqlite_leases import SQLiteLeases
 from cachetier.errors import BackendError, CacheClosedError, ConfigError, NotAnIntegerError
-from cachetier.protocols import L2Entry
+from cachetier.protocols import L2Entry, Lease
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -36,7 +39,6 @@ _T = TypeVar("_T")
 # Same rule as `CacheConfig.table_name`; names starting with sqlite_ are reserved by SQLite.
 _IDENTIFIER: Final = re.compile(r"(?!sqlite_)[A-Za-z_][A-Za-z0-9_]{0,62}", re.IGNORECASE)
 _INTEGER: Final = re.compile(rb"[+-]?[0-9]+")
-_BUSY_TIMEOUT: Final = 5.0
 _PURGE_BATCH: Final = 1000
 _URL_PREFIX: Final = "sqlite:///"
 
@@ -90,17 +92,19 @@ class SQLiteAdapter:
         if isinstance(cleanup_interval, bool) or not cleanup_interval > 0:
             raise ConfigError(f"cleanup_interval must be a positive number, got {cleanup_interval!r}")
         self._path = os.fspath(path)
-        self._entries = _quote(table_name)
-        self._tags = _quote(f"{table_name}_tags")
+        self._entries = quote(table_name)
+        self._tags = quote(f"{table_name}_tags")
+        self._leases = SQLiteLeases(table_name)
         self._schema = (
             # A rowid table: values can be large blobs, which WITHOUT ROWID stores poorly.
             f"CREATE TABLE IF NOT EXISTS {self._entries}"
             " (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, expires_at REAL NOT NULL)",
-            f"CREATE INDEX IF NOT EXISTS {_quote(table_name + '_expires_at')} ON {self._entries} (expires_at)",
+            f"CREATE INDEX IF NOT EXISTS {quote(table_name + '_expires_at')} ON {self._entries} (expires_at)",
             # Small rows looked up by their whole primary key: WITHOUT ROWID saves a b-tree.
             f"CREATE TABLE IF NOT EXISTS {self._tags}"
             " (tag TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tag, key)) WITHOUT ROWID",
-            f"CREATE INDEX IF NOT EXISTS {_quote(table_name + '_tags_key')} ON {self._tags} (key)",
+            f"CREATE INDEX IF NOT EXISTS {quote(table_name + '_tags_key')} ON {self._tags} (key)",
+            *self._leases.schema,
         )
         self._cleanup_interval = float(cleanup_interval)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cachetier-sqlite")
@@ -123,6 +127,17 @@ class SQLiteAdapter:
         if entries:
             await self._run(lambda conn: self._write(conn, entries))
 
+    async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
+        """The value, or a new lease, or busy (see `LeasingAdapter`); a hit takes no write lock."""
+        value = await self.get(key)
+        if value is not None:
+            return Lease(value)
+        return await self._run(lambda conn: self._get_or_lease(conn, key, lease_ttl))
+
+    async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
+        """Store only while `token` holds the key and no newer invalidation marks it; one transaction."""
+        return await self._run(lambda conn: self._set_leased(conn, key, value, ttl, tags, token))
+
     async def delete(self, key: str) -> bool:
         return await self._run(lambda conn: self._delete(conn, key))
 
@@ -135,7 +150,9 @@ class SQLiteAdapter:
 
         def update(conn: sqlite3.Connection) -> bool:
             now = time.time()
-            return conn.execute(sql, (now + ttl, key, now)).rowcount == 1
+            with transaction(conn):
+                self._leases.revoke(conn, key)
+                return conn.execute(sql, (now + ttl, key, now)).rowcount == 1
 
         return await self._run(update)
 
@@ -224,11 +241,11 @@ class SQLiteAdapter:
         # Autocommit mode: transactions are exactly our BEGIN ... COMMIT; `timeout` is the busy timeout.
         # check_same_thread=False only so that close() can run at interpreter exit (below);
         # every other use stays on the worker thread.
-        conn = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         try:
-            _enable_wal(conn)
+            enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
-            with _transaction(conn):
+            with transaction(conn):
                 for statement in self._schema:
                     conn.execute(statement)
         except BaseException:
@@ -246,11 +263,29 @@ class SQLiteAdapter:
         # limit (999 before SQLite 3.32) and no statement text per list length.
         sql = f"SELECT value FROM {self._entries} WHERE key = ? AND expires_at > ?"
         now = time.time()
-        with _transaction(conn, "BEGIN"):  # one snapshot for all keys
+        with transaction(conn, "BEGIN"):  # one snapshot for all keys
             rows = [conn.execute(sql, (key, now)).fetchone() for key in keys]
         return [None if row is None else row[0] for row in rows]
 
+    def _get_or_lease(self, conn: sqlite3.Connection, key: str, lease_ttl: float) -> Lease:
+        now = time.time()
+        with transaction(conn):  # read again under the write lock: a value may have come meanwhile
+            sql = f"SELECT value FROM {self._entries} WHERE key = ? AND expires_at > ?"
+            row = conn.execute(sql, (key, now)).fetchone()
+            return Lease(row[0]) if row is not None else self._leases.take(conn, key, lease_ttl, now)
+
+    def _set_leased(
+        self, conn: sqlite3.Connection, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int
+    ) -> bool:
+        now = time.time()
+        with transaction(conn):
+            if not self._leases.redeem(conn, key, tags, token, now):
+                return False
+            self._store(conn, key, value, now + ttl, tags)
+        return True
+
     def _store(self, conn: sqlite3.Connection, key: str, value: bytes, expires_at: float, tags: Sequence[str]) -> None:
+        self._leases.revoke(conn, key)
         conn.execute(
             f"INSERT OR REPLACE INTO {self._entries} (key, value, expires_at) VALUES (?, ?, ?)",
             (key, value, expires_at),
@@ -260,13 +295,14 @@ class SQLiteAdapter:
 
     def _write(self, conn: sqlite3.Connection, entries: Sequence[L2Entry]) -> None:
         now = time.time()
-        with _transaction(conn):
+        with transaction(conn):
             for entry in entries:
                 self._store(conn, entry.key, entry.value, now + entry.ttl, entry.tags)
 
     def _delete(self, conn: sqlite3.Connection, key: str) -> bool:
         now = time.time()
-        with _transaction(conn):
+        with transaction(conn):
+            self._leases.revoke(conn, key)
             row = conn.execute(f"SELECT expires_at FROM {self._entries} WHERE key = ?", (key,)).fetchone()
             conn.execute(f"DELETE FROM {self._entries} WHERE key = ?", (key,))
             conn.execute(f"DELETE FROM {self._tags} WHERE key = ?", (key,))
@@ -274,7 +310,7 @@ class SQLiteAdapter:
 
     def _incr(self, conn: sqlite3.Connection, key: str, by: int, ttl: float) -> int:
         now = time.time()
-        with _transaction(conn):
+        with transaction(conn):
             sql = f"SELECT value FROM {self._entries} WHERE key = ? AND expires_at > ?"
             row = conn.execute(sql, (key, now)).fetchone()
             if row is None:
@@ -289,7 +325,8 @@ class SQLiteAdapter:
     def _invalidate(self, conn: sqlite3.Connection, tags: Sequence[str]) -> int:
         now = time.time()
         removed = 0
-        with _transaction(conn):
+        with transaction(conn):
+            self._leases.revoke_tags(conn, tags, now)
             # Keys removed for one tag are gone when the next is counted: each counts once.
             for tag in dict.fromkeys(tags):
                 tagged = f"SELECT key FROM {self._tags} WHERE tag = ?"
@@ -304,7 +341,8 @@ class SQLiteAdapter:
         # A range on the primary key instead of LIKE: indexed, and % or _ in a prefix are literal.
         upper = _prefix_upper_bound(prefix)
         where, params = ("key >= ?", (prefix,)) if upper is None else ("key >= ? AND key < ?", (prefix, upper))
-        with _transaction(conn):
+        with transaction(conn):
+            self._leases.revoke_prefix(conn, prefix, where, params, time.time())
             sql = f"SELECT COUNT(*) FROM {self._entries} WHERE {where} AND expires_at > ?"
             count: int = conn.execute(sql, (*params, time.time())).fetchone()[0]
             conn.execute(f"DELETE FROM {self._entries} WHERE {where}", params)
@@ -312,7 +350,8 @@ class SQLiteAdapter:
         return count
 
     def _purge_batch(self, conn: sqlite3.Connection) -> int:
-        with _transaction(conn):
+        with transaction(conn):
+            self._leases.prune(conn, time.time())
             sql = f"SELECT key FROM {self._entries} WHERE expires_at <= ? LIMIT ?"
             keys = conn.execute(sql, (time.time(), _PURGE_BATCH)).fetchall()
             conn.executemany(f"DELETE FROM {self._tags} WHERE key = ?", keys)
@@ -324,37 +363,6 @@ class SQLiteAdapter:
         entries = conn.execute(sql, (time.time(),)).fetchone()[0]
         tags = conn.execute(f"SELECT COUNT(DISTINCT tag) FROM {self._tags}").fetchone()[0]
         return {"entries": entries, "tags": tags, "path": self._path}
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
-    conn.execute(begin)
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    # Turning a rollback-journal file into WAL needs an exclusive lock, and SQLite fails
-    # at once, without calling the busy handler, while another connection (another
-    # process opening the new file) holds a lock. Once the file is WAL, this is a no-op.
-    deadline = time.monotonic() + _BUSY_TIMEOUT
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:
