@@ -13,11 +13,13 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cachetier.api_types import MSetItem
 from cachetier.errors import CacheClosedError
+from cachetier.keys import check_key, check_tags
 from cachetier.manager import CacheManager
+from cachetier.protocols import PurgeHook
 from cachetier.sentinel import MISS
 from cachetier.stats import CacheStats
 
@@ -155,6 +157,43 @@ class SyncCache:
     def is_healthy(self) -> bool:
         return self.run(self.manager.is_healthy())
 
+    def cache_aside(
+        self,
+        key: str,
+        loader: Callable[[], _T],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        namespace: str | None = None,
+    ) -> SyncCacheAside[_T]:
+        """A reusable handle on one key and its loader: `.get()`, `.refresh()`, `.invalidate()`."""
+        check_key(key)
+        return SyncCacheAside(self, key, loader, ttl=ttl, tags=tuple(check_tags(tags)), namespace=namespace)
+
+    @property
+    def adapter_type(self) -> str:
+        """As `CacheManager.adapter_type`."""
+        return self.manager.adapter_type
+
+    @property
+    def selection_reason(self) -> str:
+        """As `CacheManager.selection_reason`."""
+        return self.manager.selection_reason
+
+    def add_purge_hook(self, hook: PurgeHook) -> None:
+        """Also tell `hook` about every later tag invalidation (it runs on the facade's loop)."""
+        self.manager.add_purge_hook(hook)
+
+    @property
+    def purge_failures(self) -> int:
+        """As `CacheManager.purge_failures`."""
+        return self.manager.purge_failures
+
+    def start(self) -> SyncCache:
+        """Connect now instead of on first use (chooses the backend when config says auto)."""
+        self.run(self.manager.start())
+        return self
+
     def close(self) -> None:
         """Close the manager and stop the loop thread; idempotent."""
         with self._submitting:
@@ -173,3 +212,39 @@ class SyncCache:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class SyncCacheAside(Generic[_T]):
+    """`CacheManager.cache_aside`'s handle for blocking code: one key bound to its loader."""
+
+    __slots__ = ("_cache", "key", "loader", "namespace", "tags", "ttl")
+
+    def __init__(
+        self,
+        cache: SyncCache,
+        key: str,
+        loader: Callable[[], _T],
+        *,
+        ttl: float | None,
+        tags: tuple[str, ...],
+        namespace: str | None,
+    ) -> None:
+        self._cache = cache
+        self.key = key
+        self.loader = loader
+        self.ttl = ttl
+        self.tags = tags
+        self.namespace = namespace
+
+    def get(self) -> _T:
+        """The cached value, loading and storing it on a miss (single-flight; the loader runs in this thread)."""
+        value: _T = self._cache.get(self.key, self.loader, ttl=self.ttl, tags=self.tags, namespace=self.namespace)
+        return value
+
+    def refresh(self) -> _T:
+        """Reload and store unconditionally."""
+        value: _T = self._cache.refresh(self.key, self.loader, ttl=self.ttl, tags=self.tags, namespace=self.namespace)
+        return value
+
+    def invalidate(self) -> bool:
+        return self._cache.delete(self.key, namespace=self.namespace)

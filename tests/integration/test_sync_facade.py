@@ -151,3 +151,52 @@ def test_a_caller_interrupted_while_its_loader_is_wanted_does_not_strand_other_c
     other.start()
     other.join(timeout=5)
     assert done == ["from the next caller"]  # not stuck behind a load nobody will finish
+
+
+# -- what the async manager offers, blocking ------------------------------------------------
+
+
+def test_cache_aside_handle_loads_once_refreshes_and_invalidates(cache: SyncCache) -> None:
+    loads: list[int] = []
+
+    def load() -> dict[str, int]:
+        loads.append(1)
+        return {"n": len(loads)}
+
+    handle = cache.cache_aside("aside", load, ttl=60, tags=["asides"])
+    assert handle.get() == {"n": 1}
+    assert handle.get() == {"n": 1}
+    assert handle.refresh() == {"n": 2}
+    assert cache.get("aside") == {"n": 2}
+    assert handle.invalidate() is True
+    assert handle.get() == {"n": 3}
+    assert cache.invalidate_by_tag("asides") == 1
+
+
+def test_start_adapter_type_and_selection_reason(cache: SyncCache) -> None:
+    assert cache.start() is cache
+    assert cache.adapter_type == "sqlite"
+    assert cache.selection_reason == cache.manager.selection_reason
+
+
+class RecordingHook:
+    def __init__(self) -> None:
+        self.purged: list[list[str]] = []
+
+    async def purge_tags(self, tags: Any) -> None:
+        self.purged.append(list(tags))
+
+
+class FailingHook:
+    async def purge_tags(self, tags: Any) -> None:
+        raise RuntimeError("CDN down")
+
+
+def test_purge_hooks_hear_tag_invalidations_and_failures_are_counted(cache: SyncCache) -> None:
+    hook = RecordingHook()
+    cache.add_purge_hook(hook)
+    cache.add_purge_hook(FailingHook())
+    cache.set("page", "body", tags=["posts"])
+    assert cache.invalidate_by_tag("posts") == 1
+    assert hook.purged == [["posts"]]
+    assert cache.purge_failures == 1
