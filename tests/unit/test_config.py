@@ -59,6 +59,10 @@ def test_keyword_overrides_win_over_environment() -> None:
         ("CACHE_MAX_MEMORY_ENTRIES", "0"),
         ("CACHE_ENABLE_COMPRESSION", "maybe"),
         ("REDIS_PORT", "70000"),
+        ("CACHE_MAX_INFLATED_BYTES", "0"),
+        ("CACHE_MAX_INFLATED_BYTES", "1.5"),
+        ("CACHE_NAMESPACE", "{t"),
+        ("CACHE_NAMESPACE", "my app"),
     ],
 )
 def test_invalid_environment_values_raise_config_error_naming_the_variable(variable: str, value: str) -> None:
@@ -83,3 +87,10 @@ def test_config_is_frozen() -> None:
 def test_a_default_ttl_no_entry_could_carry_raises_config_error(ttl: float) -> None:
     with pytest.raises(ConfigError, match="default_ttl"):
         CacheConfig(default_ttl=ttl)
+
+
+def test_max_inflated_bytes_defaults_to_64_mib_and_is_read_from_the_environment() -> None:
+    assert CacheConfig().max_inflated_bytes == 64 * 1024 * 1024
+    assert CacheConfig.from_env({"CACHE_MAX_INFLATED_BYTES": "4096"}).max_inflated_bytes == 4096
+    with pytest.raises(ConfigError, match="max_inflated_bytes"):
+        CacheConfig(max_inflated_bytes=2.5)  # type: ignore[arg-type]
