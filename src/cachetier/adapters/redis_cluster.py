@@ -1,0 +1,394 @@
+"""Redis Cluster as the L2 store, over redis-py's `redis.asyncio.RedisCluster`.
+
+A cluster runs a script or a multi-key command only on keys of one hash slot, so
+the single-node design (one script per write, touching the key and its tags'
+indexes) cannot work. Here every step touches one slot, and the order of the
+steps is what keeps tag invalidation exact. Names (`redis_cluster_names`): a
+value lives under its key as given; its tag list and lease share its slot; a
+tag's index (keys scored by expiry) and mark share the tag's slot.
+
+Tokens. Leases need tokens comparable across slots (a tag's mark is compared
+with a lease drawn on another node), so they come from one counter, the lease
+clock, in a fixed slot; each process draws them in blocks
+(`redis_cluster_batch.TokenSupply`). Writes use tokens as tickets.
+
+A tagged write (`set`/`mset` with tags) takes three steps, each one round
+trip per node involved, pipelined across entries:
+
+1. key slot: put a fresh ticket in the lease slot (revoking a loader's lease);
+2. tag slots: add the key to each tag's index (score: expiry plus the ticket's
+   life, since the value is written later, on another node's clock);
+3. key slot: store value and tag list only if the ticket is still there.
+
+An invalidation takes three: draw a mark from the clock; per tag, atomically
+take the index's live members, delete the index and set the tag's mark; per
+slot of the members, revoke their leases and tickets and remove those whose
+tag list names an invalidated tag. The race this order closes: a write whose
+key was added (step 2) before an index was taken either stored before its
+members were purged (and is removed), or finds its ticket revoked at step 3
+and stores nothing (deleting the value it replaces, so no older value outlives
+a write that returned). A write whose step 2 came after the pop leaves its key
+in the new index. So once `invalidate_tags` returns, no value written with
+one of the tags before it began is readable; an index may list keys since
+re-written without the tag, whose values are left alone (the tag list decides).
+
+A leased store (`set_leased`) is steps 2 and 3 with the lease's token: step 2
+refuses when a tag's mark is above the token (an invalidation after the lease
+was drawn), step 3 when the lease was revoked. `expire` on a tagged key puts a
+ticket, raises the index scores, then resets the TTL if the ticket held.
+
+Costs, in round trips (each one per node, in parallel): `get` 1; `mget`/untagged
+`set`/`mset` 1; tagged `set`/`mset` 3; `set_leased` 2 (1 without tags);
+`get_or_lease` 1 (plus a clock draw per 256 tokens or per second);
+`invalidate_tags` 3 whatever the number of keys (a script per slot of the
+purged keys, 300 keys per script at most); `clear` SCANs every primary.
+`delete`, `exists`, `incr` 1. Tag indexes and marks are left to expire by
+themselves (`clear` does not remove them: an index removed under a write in
+flight would lose its key).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Final, cast
+
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError, ResponseError
+
+from cachetier.adapters import redis_cluster_scripts as scripts
+from cachetier.adapters.redis_cluster_batch import (
+    Call,
+    TokenSupply,
+    draw_from_clock,
+    run_commands,
+    run_script,
+    run_scripts,
+)
+from cachetier.adapters.redis_cluster_connection import cluster_client, cluster_options_from_url
+from cachetier.adapters.redis_cluster_names import TAG_INDEX, TAG_MARK, companions, internal, parse_internal, slot_of
+from cachetier.config import CacheConfig
+from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
+from cachetier.protocols import L2Entry, Lease
+
+TICKET_MS: Final = 5_000  # a write's ticket outlives any normal write; a slower one stores nothing
+MARK_MIN_MS: Final = 600_000  # marks outlive every lease drawn before them (longer leases raise it)
+_PURGE_CHUNK: Final = 300  # keys per purge script: a longer script holds its node up longer
+_PLAIN_CHUNK: Final = 500
+_SCAN_COUNT: Final = 1000
+
+
+def _ms(ttl: float) -> int:
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+def _by_slot(keys: Iterable[str]) -> dict[int, list[str]]:
+    groups: dict[int, list[str]] = defaultdict(list)
+    for key in keys:
+        groups[slot_of(key)].append(key)
+    return groups
+
+
+def _triples(keys: Sequence[str]) -> list[str]:
+    names: list[str] = []
+    for key in keys:
+        names.append(key)
+        names.extend(companions(key))
+    return names
+
+
+class RedisClusterAdapter:
+    """`L2Adapter` and `LeasingAdapter` over one `RedisCluster` client. Faults are raised as `BackendError`."""
+
+    name = "redis-cluster"
+
+    def __init__(self, client: RedisCluster, *, close_client: bool = False) -> None:
+        """Wrap `client` (``decode_responses=False``); close it in `close()` only if `close_client`."""
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ConfigError("RedisClusterAdapter needs a client with decode_responses=False (values are bytes)")
+        self._client = client
+        self._close_client = close_client
+        self._tokens = TokenSupply(client)
+        self._longest_lease_ms = 0
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def client(self) -> RedisCluster:
+        """The underlying redis-py client (for diagnostics; bypasses the tag bookkeeping)."""
+        return self._client
+
+    @classmethod
+    def from_config(cls, config: CacheConfig) -> RedisClusterAdapter:
+        """Build from `redis_url` (whose settings win) or `redis_host`/`redis_port` as one seed node."""
+        options: dict[str, Any] = {
+            "max_connections": config.redis_max_connections,
+            "socket_timeout": config.redis_socket_timeout,
+            "connect_timeout": config.redis_connect_timeout,
+            "db": config.redis_database,
+        }
+        if config.redis_password is not None:
+            options["password"] = config.redis_password
+        if config.redis_url:
+            return cls.from_url(config.redis_url, **options)
+        node = (config.redis_host or "localhost", config.redis_port)
+        return cls(cluster_client([node], **options), close_client=True)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisClusterAdapter:
+        """Connect lazily to the cluster at `url` (forms in `redis_cluster_connection`); raises `ConfigError`."""
+        nodes, url_options = cluster_options_from_url(url)
+        return cls(cluster_client(nodes, **{**options, **url_options}), close_client=True)
+
+    # -- reads -------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            return cast(bytes | None, await self._client.get(key))
+        except RedisError as exc:
+            raise _backend_error("get", exc) from exc
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        """One MGET per slot, pipelined: one round trip per node."""
+        if not keys:
+            return []
+        groups = _by_slot(dict.fromkeys(keys))
+        try:
+            replies = await run_commands(self._client, [("MGET", *group) for group in groups.values()])
+        except RedisError as exc:
+            raise _backend_error("mget", exc) from exc
+        found: dict[str, bytes | None] = {}
+        for group, values in zip(groups.values(), replies, strict=True):
+            found.update(zip(group, values, strict=True))
+        return [found[key] for key in keys]
+
+    async def exists(self, key: str) -> bool:
+        try:
+            return bool(await self._client.exists(key))
+        except RedisError as exc:
+            raise _backend_error("exists", exc) from exc
+
+    # -- writes ------------------------------------------------------------------
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        """Store `value` for `ttl` seconds (rounded up to ms) with exactly `tags`."""
+        await self.mset([L2Entry(key, value, ttl, tags)])
+
+    async def mset(self, entries: Sequence[L2Entry]) -> None:
+        """Untagged entries in one round trip per node; tagged ones in three (see the module docstring)."""
+        latest = list({entry.key: entry for entry in entries}.values())  # a later duplicate wins anyway
+        if not latest:
+            return
+        try:
+            plain = [entry for entry in latest if not entry.tags]
+            tagged = [entry for entry in latest if entry.tags]
+            tickets = [str(await self._tokens.take()) for _ in tagged]
+            await run_scripts(
+                self._client,
+                [
+                    *self._plain_calls(plain),
+                    *[self._ticket_call(e.key, t) for e, t in zip(tagged, tickets, strict=True)],
+                ],
+            )
+            if tagged:
+                await run_scripts(self._client, self._index_calls(tagged, 0, TICKET_MS))
+                await run_scripts(self._client, self._write_calls(tagged, tickets, drop_on_loss=True))
+        except RedisError as exc:
+            raise _backend_error("set", exc) from exc
+
+    @staticmethod
+    def _plain_calls(entries: Sequence[L2Entry]) -> list[Call]:
+        groups: dict[int, list[L2Entry]] = defaultdict(list)
+        for entry in entries:
+            groups[slot_of(entry.key)].append(entry)
+        calls: list[Call] = []
+        for group in groups.values():
+            for start in range(0, len(group), _PLAIN_CHUNK):
+                chunk = group[start : start + _PLAIN_CHUNK]
+                args = [arg for entry in chunk for arg in (entry.value, _ms(entry.ttl))]
+                calls.append((scripts.SET_PLAIN, _triples([entry.key for entry in chunk]), args))
+        return calls
+
+    @staticmethod
+    def _ticket_call(key: str, ticket: str) -> Call:
+        return (scripts.GRANT_TICKET, [companions(key)[1]], [ticket, TICKET_MS])
+
+    @staticmethod
+    def _index_calls(entries: Sequence[L2Entry], token: int, slack_ms: int) -> list[Call]:
+        members: dict[str, list[Any]] = defaultdict(list)
+        for entry in entries:
+            for tag in dict.fromkeys(entry.tags):
+                members[tag] += [_ms(entry.ttl), entry.key]
+        return [
+            (scripts.INDEX_ADD, [internal(TAG_INDEX, tag), internal(TAG_MARK, tag)], [token, slack_ms, *pairs])
+            for tag, pairs in members.items()
+        ]
+
+    @staticmethod
+    def _write_calls(entries: Sequence[L2Entry], tickets: Sequence[str], *, drop_on_loss: bool) -> list[Call]:
+        groups: dict[int, list[tuple[L2Entry, str]]] = defaultdict(list)
+        for entry, ticket in zip(entries, tickets, strict=True):
+            groups[slot_of(entry.key)].append((entry, ticket))
+        calls: list[Call] = []
+        for group in groups.values():
+            args: list[Any] = []
+            for entry, ticket in group:
+                tags = list(dict.fromkeys(entry.tags))
+                args += [ticket, entry.value, _ms(entry.ttl), "1" if drop_on_loss else "0", len(tags), *tags]
+            calls.append((scripts.WRITE, _triples([entry.key for entry, _ in group]), args))
+        return calls
+
+    async def delete(self, key: str) -> bool:
+        try:
+            return bool(await run_script(self._client, scripts.UNLINK_ENTRIES, _triples([key]), []))
+        except RedisError as exc:
+            raise _backend_error("delete", exc) from exc
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        """Reset a live key's TTL (raising its tags' index scores first); False when absent."""
+        names = _triples([key])
+        try:
+            ticket = str(await self._tokens.take())
+            begun = await run_script(self._client, scripts.EXPIRE_BEGIN, names, [ticket, TICKET_MS, _ms(ttl)])
+            if not isinstance(begun, list):
+                return bool(begun)
+            tags = [tag.decode() for tag in begun]
+            await run_scripts(self._client, self._index_calls([L2Entry(key, b"", ttl, tags)], 0, TICKET_MS))
+            return bool(await run_script(self._client, scripts.EXPIRE_END, names, [ticket, _ms(ttl)]))
+        except RedisError as exc:
+            raise _backend_error("expire", exc) from exc
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        """INCRBY, creating a missing key at 0 with `ttl`, in one script (revokes the key's lease)."""
+        try:
+            return int(await run_script(self._client, scripts.INCR, [key, companions(key)[1]], [by, _ms(ttl)]))
+        except ResponseError as exc:
+            if "not an integer" in str(exc):
+                raise NotAnIntegerError(f"value at {key!r} is not an integer (or would overflow 64 bits)") from exc
+            raise _backend_error("incr", exc) from exc
+        except RedisError as exc:
+            raise _backend_error("incr", exc) from exc
+
+    # -- leases ------------------------------------------------------------------
+
+    async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
+        """The value, a new lease (one round trip), or busy while another client holds the key's lease."""
+        lease_ms = _ms(lease_ttl)
+        self._longest_lease_ms = max(self._longest_lease_ms, lease_ms)
+        try:
+            token = await self._tokens.take()
+            reply = await run_script(self._client, scripts.GRANT, [key, companions(key)[1]], [token, lease_ms])
+        except RedisError as exc:
+            raise _backend_error("get", exc) from exc
+        if isinstance(reply, bytes):
+            return Lease(reply)
+        return Lease(None, token, False) if reply == 1 else Lease(None, None, True)
+
+    async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
+        """Store while `token` holds the key's lease and no tag was invalidated since it was drawn."""
+        entry = L2Entry(key, value, ttl, tags)
+        try:
+            if tags:
+                slack = max(self._longest_lease_ms, TICKET_MS)
+                accepted = await run_scripts(self._client, self._index_calls([entry], token, slack))
+                if not all(accepted):
+                    self._tokens.drop()  # our block predates an invalidation: later leases would be refused too
+                    await run_script(self._client, scripts.RELEASE, [companions(key)[1]], [token])
+                    return False
+            written = await run_scripts(self._client, self._write_calls([entry], [str(token)], drop_on_loss=False))
+        except RedisError as exc:
+            raise _backend_error("set", exc) from exc
+        return bool(written[0][0])
+
+    # -- invalidation --------------------------------------------------------------
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        """Remove every key carrying any of `tags` (three round trips); count each live key once."""
+        unique = list(dict.fromkeys(tags))
+        if not unique:
+            return 0
+        try:
+            mark = await draw_from_clock(self._client, 1)
+            self._tokens.drop(below=mark)
+            mark_ms = max(MARK_MIN_MS, 2 * self._longest_lease_ms)
+            popped = await run_scripts(
+                self._client,
+                [
+                    (scripts.INVALIDATE_TAG, [internal(TAG_INDEX, tag), internal(TAG_MARK, tag)], [mark, mark_ms])
+                    for tag in unique
+                ],
+            )
+            keys = dict.fromkeys(member.decode() for members in popped for member in members)
+            calls: list[Call] = []
+            for group in _by_slot(keys).values():
+                for start in range(0, len(group), _PURGE_CHUNK):
+                    calls.append((scripts.PURGE, _triples(group[start : start + _PURGE_CHUNK]), [0, 0, *unique]))
+            return sum(int(removed) for removed in await run_scripts(self._client, calls))
+        except RedisError as exc:
+            raise _backend_error("invalidate_tags", exc) from exc
+
+    async def clear(self, prefix: str) -> int:
+        """Remove every entry under `prefix` with its tag list and lease (SCAN on every primary); count entries."""
+        escaped = _glob_escape(prefix)
+        keys: dict[str, None] = {}
+        try:
+            async for name in self._client.scan_iter(match=escaped + "*", count=_SCAN_COUNT):
+                text = name.decode()
+                if parse_internal(text) is None:
+                    keys[text] = None
+            async for name in self._client.scan_iter(match="{*}\x00[kl]" + escaped + "*", count=_SCAN_COUNT):
+                parsed = parse_internal(name.decode())
+                if parsed is not None and parsed[1].startswith(prefix):
+                    keys[parsed[1]] = None
+            calls: list[Call] = []
+            for group in _by_slot(keys).values():
+                for start in range(0, len(group), _PURGE_CHUNK):
+                    calls.append((scripts.UNLINK_ENTRIES, _triples(group[start : start + _PURGE_CHUNK]), []))
+            return sum(int(removed) for removed in await run_scripts(self._client, calls))
+        except RedisError as exc:
+            raise _backend_error("clear", exc) from exc
+
+    # -- upkeep ------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """Return when every primary answers."""
+        try:
+            await self._client.ping(target_nodes=RedisCluster.PRIMARIES)
+        except RedisError as exc:
+            raise _backend_error("ping", exc) from exc
+
+    async def stats(self) -> dict[str, Any]:
+        """Keys and memory summed over the primaries, and how many there are."""
+        try:
+            primaries = self._client.get_primaries()
+            sizes = await self._client.dbsize(target_nodes=RedisCluster.PRIMARIES)
+            memory = await self._client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        except RedisError as exc:
+            raise _backend_error("stats", exc) from exc
+        used = memory.values() if isinstance(memory, dict) and all(isinstance(v, dict) for v in memory.values()) else []
+        return {
+            "primaries": len(primaries),
+            "keys_in_db": sizes,
+            "used_memory": sum(int(info.get("used_memory", 0)) for info in used) or None,
+            "pool_max_connections_per_node": self._client.get_connection_kwargs().get("max_connections"),
+        }
+
+    async def close(self) -> None:
+        """Close the change feeds and (if this adapter made it) the client; idempotent."""
+        closers, self._closers = self._closers, []
+        try:
+            for closer in closers:
+                await closer()
+            if self._close_client:
+                self._close_client = False
+                await self._client.aclose()
+        except RedisError as exc:
+            raise _backend_error("close", exc) from exc
+
+
+def _backend_error(operation: str, exc: RedisError) -> BackendError:
+    return BackendError(f"redis cluster {operation} failed: {type(exc).__name__}: {exc}")
