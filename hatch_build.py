@@ -20,27 +20,24 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-FINDER = '''"""Maps cachetier.integrations to {root} for an editable install (see hatch_build.py)."""
+# Run by the .pth line (site exec()s lines starting with "import"). It is inlined rather than a module
+# of its own: pytest marks every module of a distribution with a plugin for assertion rewriting and
+# warns about any that is already imported, as a module imported by a .pth always is.
+FINDER = """
+class _CachetierIntegrationsFinder:
+    folder = {folder!r}
 
-import importlib.abc
-import importlib.util
-import os
-import sys
-
-_FOLDER = {root!r}
-
-
-class _IntegrationsFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
         if name != "cachetier.integrations":
             return None
-        init = os.path.join(_FOLDER, "__init__.py")
-        return importlib.util.spec_from_file_location(name, init, submodule_search_locations=[_FOLDER])
-
+        import importlib.util, os
+        init = os.path.join(cls.folder, "__init__.py")
+        return importlib.util.spec_from_file_location(name, init, submodule_search_locations=[cls.folder])
 
 # Last on the path: a real src/cachetier/integrations (the link) is found first.
-sys.meta_path.append(_IntegrationsFinder())
-'''
+sys.meta_path.append(_CachetierIntegrationsFinder)
+"""
 
 
 class IntegrationsHook(BuildHookInterface):  # type: ignore[type-arg]
@@ -59,17 +56,11 @@ class IntegrationsHook(BuildHookInterface):  # type: ignore[type-arg]
             except OSError as exc:
                 self.app.display_warning(f"cachetier: no link at {link} ({exc}); using an import finder instead")
         self._generated = tempfile.mkdtemp(prefix="cachetier-editable-")
-        finder = os.path.join(self._generated, "_cachetier_integrations_finder.py")
         pth = os.path.join(self._generated, "_cachetier_integrations.pth")
-        with open(finder, "w", encoding="utf-8") as file:
-            file.write(FINDER.format(root=folder))
         with open(pth, "w", encoding="utf-8") as file:
-            file.write("import _cachetier_integrations_finder\n")
+            file.write(f"import sys; exec({FINDER.format(folder=folder)!r})\n")
         # Replaces the configured force-include for this build: the editable wheel ships no copies.
-        build_data["force_include_editable"] = {
-            finder: "_cachetier_integrations_finder.py",
-            pth: "_cachetier_integrations.pth",
-        }
+        build_data["force_include_editable"] = {pth: "_cachetier_integrations.pth"}
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         generated = getattr(self, "_generated", None)
