@@ -42,7 +42,9 @@ class CacheConfig:
     lease before it runs the loader itself without storing. `adapter="auto"` picks, in production, Redis
     when a Redis URL or host is set and reachable; otherwise (and as the
     fallback) PostgreSQL when `database_url` is a postgres URL, else the
-    embedded SQLite file (see `cachetier.selection`).
+    embedded SQLite file (see `cachetier.selection`). `redis_cluster=True`
+    (or a ``redis+cluster://`` URL, or ``?cluster=true``) talks to a Redis
+    Cluster, `redis_url`/`redis_host` naming any of its nodes.
     """
 
     adapter: AdapterChoice = "auto"
@@ -62,6 +64,7 @@ class CacheConfig:
     redis_port: int = 6379
     redis_password: str | None = None
     redis_database: int = 0
+    redis_cluster: bool = False
     redis_max_connections: int = 64
     redis_socket_timeout: float = 1.0
     redis_connect_timeout: float = 1.0
@@ -202,6 +205,7 @@ _ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "REDIS_PORT": _env_field("redis_port", int),
     "REDIS_PASSWORD": _env_field("redis_password", _str),
     "REDIS_DATABASE": _env_field("redis_database", int),
+    "REDIS_CLUSTER": _env_field("redis_cluster", _parse_bool),
     "CACHE_DATABASE_URL": _env_field("database_url", _str),
     "DATABASE_URL": _env_field("database_url", _str),
     "CACHE_TABLE_NAME": _env_field("table_name", _str),
