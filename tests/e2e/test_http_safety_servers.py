@@ -40,7 +40,8 @@ def base_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     framework: str = request.param
     folder = tmp_path_factory.mktemp(framework)
     env = {name: value for name, value in os.environ.items() if not name.startswith(CACHE_VARIABLES)}
-    env.update(PYTHONPATH=str(HERE), CACHE_DATABASE_URL=f"sqlite:///{folder / 'cache.sqlite3'}")
+    path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    env.update(PYTHONPATH=path, CACHE_DATABASE_URL=f"sqlite:///{folder / 'cache.sqlite3'}")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = folder / "server.log"
