@@ -11,7 +11,7 @@ import pytest
 from cachetier import BackendError, CacheConfig, CacheManager, create_with_config
 from cachetier.adapters.memory import MemoryAdapter
 from cachetier.guard import GuardedAdapter
-from cachetier.protocols import L2Entry
+from cachetier.protocols import L2Entry, Lease
 
 
 class SwitchableAdapter(MemoryAdapter):
@@ -59,8 +59,26 @@ class SwitchableAdapter(MemoryAdapter):
         self._check()
         return await super().clear(prefix)
 
+    async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
+        self._check()
+        return await super().get_or_lease(key, lease_ttl)
+
+    async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
+        self._check()
+        return await super().set_leased(key, value, ttl, tags, token)
+
     async def ping(self) -> None:
         self._check()
+
+
+class PickyAdapter(SwitchableAdapter):
+    """Refuses one key with a non-backend error, as a server refuses bytes it cannot take."""
+
+    async def delete(self, key: str) -> bool:
+        if key.endswith("poison"):
+            self.calls += 1
+            raise UnicodeEncodeError("utf-8", key, 0, 1, "surrogates not allowed")
+        return await super().delete(key)
 
 
 @pytest.fixture
@@ -270,3 +288,53 @@ async def test_a_cancelled_half_open_trial_lets_the_next_call_try() -> None:
     await guard.get("g:k")
     assert adapter.calls == calls + 1
     assert guard.breaker.state == "closed"
+
+
+async def test_the_circuit_closes_in_the_background_without_a_call(adapter: SwitchableAdapter) -> None:
+    guard = GuardedAdapter(
+        adapter, namespace_prefix="g:", failure_threshold=1, recovery_timeout=60, probe_interval=0.05
+    )
+    adapter.down = True
+    assert await guard.delete("g:k") is False
+    assert guard.breaker.state == "open"
+    adapter.down = False
+    for _ in range(100):
+        if guard.healthy:
+            break
+        await asyncio.sleep(0.02)
+    assert guard.healthy  # recovery_timeout is a minute: only the probe can have closed it
+    assert not guard.pending
+    await guard.close()
+
+
+async def test_an_unreplayable_item_is_dropped_and_the_rest_replayed(caplog: pytest.LogCaptureFixture) -> None:
+    adapter = PickyAdapter()
+    await adapter.set("g:fine", b"old", 60)
+    guard = GuardedAdapter(
+        adapter, namespace_prefix="g:", failure_threshold=1, recovery_timeout=60, probe_interval=0.05
+    )
+    adapter.down = True
+    await guard.delete("g:poison")
+    await guard.delete("g:fine")
+    adapter.down = False
+    with caplog.at_level(logging.ERROR, logger="cachetier"):
+        for _ in range(100):
+            if guard.healthy:
+                break
+            await asyncio.sleep(0.02)
+    assert guard.healthy
+    assert guard.pending.dropped == 1
+    assert await adapter.get("g:fine") is None
+    assert "unreplayable" in caplog.text
+    assert await guard.set("g:after", b"v", 60) is True  # the poisoned key no longer blocks the backend
+    await guard.close()
+
+
+async def test_close_makes_a_last_attempt_at_what_is_owed(adapter: SwitchableAdapter) -> None:
+    await adapter.set("g:k", b"old", 60)
+    guard = GuardedAdapter(adapter, namespace_prefix="g:", failure_threshold=1, recovery_timeout=60, probe_interval=60)
+    adapter.down = True
+    assert await guard.set("g:k", b"new", 60) is False
+    adapter.down = False
+    await guard.close()
+    assert await MemoryAdapter.get(adapter, "g:k") is None
