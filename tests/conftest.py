@@ -12,8 +12,13 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from cluster_servers import RedisClusterServers
 
 REDIS_URL = os.environ.get("CACHETIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_DSN = os.environ.get("CACHETIER_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -65,3 +70,12 @@ def postgres_dsn() -> str:
     """DSN of the machine's PostgreSQL server (database test, user postgres, trust auth)."""
     _require("PostgreSQL", "127.0.0.1", 5432)
     return POSTGRES_DSN
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A throwaway 6-node Redis Cluster (3 primaries, 3 replicas) shared by the session (see `cluster_servers`)."""
+    from cluster_servers import RedisClusterServers
+
+    with RedisClusterServers() as servers:
+        yield servers
