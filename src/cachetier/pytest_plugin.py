@@ -11,12 +11,14 @@ Fixtures:
   override it in a conftest to pick a backend.
 - `cachetier_no_cache` (or the `cachetier_no_cache` marker): decorated functions
   that use the default cache (`set_default_cache`) run on every call, because
-  the default becomes a cache that stores nothing; the earlier default is put
-  back afterwards. Functions given an explicit `cache=` are not affected.
+  while the test function runs (after all fixtures are set up) the default is a
+  cache that stores nothing; the earlier default is put back after it.
+  Functions given an explicit `cache=` are not affected.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -43,6 +45,7 @@ def _async_fixture(func: _F) -> _F:
 
 
 MARKER = "cachetier_no_cache"
+_NO_CACHE = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -123,9 +126,8 @@ def cachetier_sync_cache(cachetier_config: CacheConfig) -> Iterator[SyncCache]:
         cache.close()
 
 
-@pytest.fixture
-def cachetier_no_cache() -> Iterator[SyncCache]:
-    """Make the decorators' default cache one that stores nothing, for this test."""
+@contextlib.contextmanager
+def _default_stores_nothing() -> Iterator[None]:
     from cachetier.integrations import cached_function
 
     # A SyncCache serves sync functions and, through its manager, async ones (no I/O is ever awaited).
@@ -133,13 +135,23 @@ def cachetier_no_cache() -> Iterator[SyncCache]:
     previous = getattr(cached_function, "_default_cache", None)
     cached_function.set_default_cache(nothing)
     try:
-        yield nothing
+        yield
     finally:
         cached_function.set_default_cache(previous)
         nothing.close()
 
 
-@pytest.fixture(autouse=True)
-def _cachetier_no_cache_marker(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker(MARKER) is not None:
-        request.getfixturevalue("cachetier_no_cache")
+@pytest.fixture
+def cachetier_no_cache(request: pytest.FixtureRequest) -> None:
+    """Decorated functions using the default cache run on every call during this test."""
+    request.node.stash[_NO_CACHE] = True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    # Swapped around the call itself, after every fixture (a user's may set the default) has run.
+    if item.get_closest_marker(MARKER) is None and not item.stash.get(_NO_CACHE, False):
+        yield
+        return
+    with _default_stores_nothing():
+        yield
