@@ -31,12 +31,14 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import asyncpg
 
+from cachetier.adapters.pg_feed import ChangeFeed
 from cachetier.adapters.pg_leases import ORIGIN_CHARS
+from cachetier.adapters.pg_names import names
 from cachetier.adapters.pg_pool import ConnectionStack
 from cachetier.adapters.pg_sql import statements
 from cachetier.config import CacheConfig
@@ -123,6 +125,7 @@ class PostgresAdapter:
         self._pool: ConnectionStack | None = None
         self._start_lock = asyncio.Lock()
         self._cleanup_task: asyncio.Task[None] | None = None
+        self._feeds: list[ChangeFeed] = []
         self._closed = False
 
     @classmethod
@@ -282,6 +285,29 @@ class PostgresAdapter:
             else:
                 logger.debug("cachetier: purged %d expired rows of %r", removed, self._table)
 
+    async def subscribe_invalidations(
+        self, prefix: str, on_change: Callable[[Sequence[str] | None], None]
+    ) -> Callable[[], Awaitable[None]]:
+        """Report other adapters' changes under `prefix` (LISTEN/NOTIFY, `cachetier.adapters.pg_feed`).
+
+        Uses one dedicated connection until the returned coroutine function (or `close`) is called.
+        Raises `ConfigError` when the adapter was built with `change_feed=False`.
+        """
+        if not self._change_feed:
+            raise ConfigError("this PostgresAdapter sends no change notices (change_feed=False)")
+        if self._closed:
+            raise CacheClosedError(f"PostgresAdapter for table {self._table!r} is closed")
+        feed = ChangeFeed(self._dsn, names(self._table)["channel"], self._origin, prefix, on_change, self._timeout)
+        await feed.start()
+        self._feeds.append(feed)
+
+        async def unsubscribe() -> None:
+            if feed in self._feeds:
+                self._feeds.remove(feed)
+            await feed.close()
+
+        return unsubscribe
+
     async def ping(self) -> None:
         await self._run("ping")
 
@@ -294,6 +320,9 @@ class PostgresAdapter:
     async def close(self) -> None:
         """Stop the purge task, drop the table if asked, close the connections. Safe to call twice."""
         self._closed = True
+        feeds, self._feeds = self._feeds, []
+        for feed in feeds:
+            await feed.close()
         async with self._start_lock:  # waits out a `_start` in flight
             task, self._cleanup_task = self._cleanup_task, None
             if task is not None:
