@@ -35,6 +35,7 @@ from cachetier.integrations.http_cache.flow import (
     on_response,
     pass_writes,
     store_items,
+    unstored,
 )
 from cachetier.integrations.http_cache.headers import Headers
 from cachetier.integrations.http_cache.hits import ParsedValues
@@ -343,7 +344,12 @@ class _Responder:
     async def store_and_serve(self, found: Found | None, start: dict[str, Any], body: bytes) -> None:
         assert found is not None  # BUFFER is only chosen for looked-up requests
         times = (start["request_time"], start["time"])
-        entry, live = complete(self.request, found, start["status"], start["headers"], body, times, self.options)
+        done = complete(self.request, found, start["status"], start["headers"], body, times, self.options)
+        if done is None:
+            self.release()
+            await self.respond(unstored(start["status"], start["headers"], body, self.options))
+            return
+        entry, live = done
         stored = await self.mw.calls.write(store_items(found, entry, self.mw.clock(), self.options))
         self.release()
         x_cache = "MISS" if stored else "BYPASS"

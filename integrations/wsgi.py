@@ -36,6 +36,7 @@ from cachetier.integrations.http_cache.flow import (
     on_response,
     pass_writes,
     store_items,
+    unstored,
 )
 from cachetier.integrations.http_cache.headers import Headers, get_first
 from cachetier.integrations.http_cache.hits import ParsedValues
@@ -302,7 +303,11 @@ class _Responder:
             self.start_response(status_line(status), client_headers(headers, options, x_cache="BYPASS"))
             return _Body(itertools.chain([buffer.take()], chunks), result)
         _close(result)
-        entry, live = complete(request, found, status, headers, buffer.take(), times, options)
+        body = buffer.take()
+        done = complete(request, found, status, headers, body, times, options)
+        if done is None:
+            return self.respond(unstored(status, headers, body, options))
+        entry, live = done
         x_cache = "MISS" if mw.calls.write(store_items(found, entry, mw.clock(), options)) else "BYPASS"
         return self.respond(entry_response(request, live, mw.clock(), x_cache, options))
 

@@ -26,8 +26,9 @@ from cachetier.integrations.http_cache.policy import (
     storable,
     storage_ttl,
 )
+from cachetier.integrations.http_cache.ranges import whole_representation
 from cachetier.integrations.http_cache.request import Request
-from cachetier.integrations.http_cache.responses import Prepared, client_headers, freshen, new_entry
+from cachetier.integrations.http_cache.responses import Prepared, Response, client_headers, freshen, new_entry
 from cachetier.integrations.http_cache.storage import (
     StoredResponse,
     Variant,
@@ -155,7 +156,12 @@ def on_response(
         return Outcome(Next.SERVE_ENTRY, "REVALIDATED", fresh, store=still_storable(request, fresh, options))
     if entry is not None and decision is not None and decision.stale_if_error and status >= 500:
         return Outcome(Next.SERVE_ENTRY, "STALE", entry)
-    if can_buffer and found is not None and storable(request, status, headers, response_time, options):
+    stored_as = (status, headers)
+    if status == 206:  # one covering the whole representation is stored as the 200 it equals
+        whole = whole_representation(headers)
+        if whole is not None:
+            stored_as = (200, whole)
+    if can_buffer and found is not None and storable(request, *stored_as, response_time, options):
         return Outcome(Next.BUFFER)
     sent = list(headers)
     if found is not None and get_first(sent, "date") is None:
@@ -229,14 +235,25 @@ def complete(
     body: bytes,
     times: tuple[float, float],
     options: Options,
-) -> tuple[StoredResponse, StoredResponse]:
+) -> tuple[StoredResponse, StoredResponse] | None:
     """The entry to store for a fully buffered storable response, and the one to answer this request
     with: the same, plus the fields a qualified `private`/`no-cache` kept out of storage (they were
-    meant for this client)."""
+    meant for this client). None for a 206 whose body is not the whole representation its
+    `Content-Range` claims: it goes out as it came (`unstored`)."""
+    if status == 206:
+        whole = whole_representation(headers, len(body))
+        if whole is None:
+            return None
+        status, headers = 200, whole
     entry = new_entry(request, status, headers, body, times[0], times[1], options)
     kept = {name for name, _ in entry.headers} | {"content-length", "x-cache"} | HOP_BY_HOP
     withheld = [(name, value) for name, value in headers if name not in kept and name not in options.tag_headers]
     return entry, dataclasses.replace(entry, headers=[*entry.headers, *withheld]) if withheld else entry
+
+
+def unstored(status: int, headers: Headers, body: bytes, options: Options) -> Response:
+    """The app's buffered response as it came, for a client, marked as not stored."""
+    return status, client_headers(headers, options, x_cache="BYPASS"), body
 
 
 class BodyBuffer:

@@ -8,15 +8,30 @@ representation by strong comparison (RFC 9110 13.1.5).
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import xxhash
 
-from cachetier.integrations.http_cache.headers import Headers, get_first, parse_http_date
+from cachetier.integrations.http_cache.headers import Headers, get_all, get_first, parse_http_date, without
 
 MAX_RANGES: Final = 64
 """More ranges than this in one request are ignored (the whole representation is sent): many small or
 overlapping ranges cost far more to assemble than the body they select."""
+
+
+_WHOLE: Final = re.compile(r"\s*bytes\s+0-(\d+)/(\d+)\s*", re.IGNORECASE)
+
+
+def whole_representation(headers: Headers, length: int | None = None) -> Headers | None:
+    """A 206's fields as those of the 200 it equals, when its one `Content-Range` covers the whole
+    representation (and `length` bytes, when given); None otherwise (RFC 9111 3.4: only then is it
+    complete without combining it with stored parts)."""
+    values = get_all(headers, "content-range")
+    match = _WHOLE.fullmatch(values[0]) if len(values) == 1 else None
+    if match is None or int(match[1]) + 1 != int(match[2]) or (length is not None and length != int(match[2])):
+        return None
+    return without(headers, ("content-range",))
 
 
 def parse_ranges(value: str, length: int) -> list[tuple[int, int]] | None:

@@ -160,3 +160,21 @@ def test_wsgi_tags_over_the_caches_limit_serve_the_page_unstored(
         responses = [client.get("/me") for _ in range(2)]
     assert [(r.status_code, r.text, r.headers["x-cache"]) for r in responses] == [(200, "anonymous", "BYPASS")] * 2
     assert "could not store a response" in caplog.text
+
+
+async def test_a_206_holding_the_whole_representation_is_stored_as_its_200(
+    client: httpx.AsyncClient, origin: Origin
+) -> None:
+    whole = [("cache-control", "max-age=60"), ("content-range", "bytes 0-4/5"), ("etag", '"v1"')]
+    origin.reply = replying(206, whole, b"hello")
+    first = await client.get("/page", headers={"range": "bytes=0-"})
+    assert (first.status_code, first.content, first.headers["content-range"]) == (206, b"hello", "bytes 0-4/5")
+    stored = await client.get("/page")
+    assert (stored.status_code, stored.content, stored.headers["x-cache"]) == (200, b"hello", "HIT")
+    assert "content-range" not in stored.headers
+    part = await client.get("/page", headers={"range": "bytes=-2"})
+    assert (part.status_code, part.content, part.headers["x-cache"]) == (206, b"lo", "HIT")
+    origin.reply = replying(206, [("cache-control", "max-age=60"), ("content-range", "bytes 0-9/10")], b"short")
+    lying = await client.get("/other", headers={"range": "bytes=0-"})  # claims 10 bytes, holds 5
+    assert (lying.status_code, lying.content, lying.headers["x-cache"]) == (206, b"short", "BYPASS")
+    assert origin.calls == 2

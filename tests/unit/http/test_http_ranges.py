@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from cachetier.integrations.http_cache.ranges import MAX_RANGES, if_range_allows, parse_ranges, ranged
+from cachetier.integrations.http_cache.ranges import (
+    MAX_RANGES,
+    if_range_allows,
+    parse_ranges,
+    ranged,
+    whole_representation,
+)
 
 BODY = bytes(range(100))
 STORED = [
@@ -80,3 +86,14 @@ def test_unsatisfiable_ranges_are_416_and_ignored_ones_serve_the_whole_response(
     assert ranged([("range", "lines=1-2")], 200, STORED, [], BODY) is None
     assert ranged([("range", "bytes=0-1"), ("if-range", '"old"')], 200, STORED, [], BODY) is None
     assert ranged([("range", "bytes=0-1")], 404, STORED, [], BODY) is None
+
+
+def test_a_206_equals_a_200_only_when_its_one_range_covers_everything() -> None:
+    fields = [("content-type", "text/plain"), ("content-range", "bytes 0-99/100")]
+    assert whole_representation(fields) == [("content-type", "text/plain")]
+    assert whole_representation(fields, 100) == [("content-type", "text/plain")]
+    assert whole_representation(fields, 99) is None
+    assert whole_representation([("content-range", "bytes 1-99/100")]) is None
+    assert whole_representation([("content-range", "bytes 0-99/*")]) is None
+    assert whole_representation([("content-range", "bytes 0-1/2"), ("content-range", "bytes 0-1/2")]) is None
+    assert whole_representation([]) is None
