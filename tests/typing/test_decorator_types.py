@@ -52,6 +52,19 @@ class Users:
         return user_id
 
 
+@cache_class(namespace="userService", default_ttl=3600, tags=["users"], key_by="tenant_id")
+class Search:
+    tenant_id = "acme"
+
+    @cache_method(key_generator=lambda query, limit: f"search:{query}:{limit}")
+    async def search(self, query: str, limit: int) -> list[str]:
+        return [query] * limit
+
+    @cache_method(key_by=lambda service: service.tenant_id)
+    def count(self, query: str) -> int:
+        return len(query)
+
+
 async def async_call_sites(service: Service) -> None:
     assert_type(await load_user(1), dict[str, str])
     assert_type(await load_user(user_id=1, fields="name"), dict[str, str])
@@ -66,6 +79,7 @@ async def async_call_sites(service: Service) -> None:
     assert_type(await service.build(3), Service)
     assert_type(await Service.build.invalidate(3), bool)
     assert_type(await Users().get(1), int)
+    assert_type(await Search().search("a", 2), list[str])
     name: str = load_user.__name__
     assert name
 
@@ -78,6 +92,7 @@ def sync_call_sites(service: Service) -> None:
     assert_type(service.total.invalidate(1), bool)
     assert_type(Service.scale(2), int)
     assert_type(Service.scale.invalidate(2), bool)
+    assert_type(Search().count("a"), int)
 
 
 async def rejected_call_sites(service: Service) -> None:
