@@ -14,6 +14,8 @@ from typing import Any, NamedTuple, TypedDict
 import attrs
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from backend_pairs import BACKENDS, Pair, backend_config, writer_and_reader
 from cachetier import CacheManager, DeserializationError, JsonCodec, SerializationError
@@ -199,3 +201,31 @@ def test_an_unresolvable_return_annotation_is_logged_and_left_untyped(caplog: py
     with caplog.at_level(logging.WARNING, logger="cachetier"):
         assert return_type(later) is None
     assert "NotDefinedAnywhere" in caplog.text
+
+
+@dataclasses.dataclass(frozen=True)
+class Order:
+    id: int
+    lines: tuple[PointTuple, ...]
+    placed: dt.datetime
+    total: Decimal
+    note: str | None
+    labels: frozenset[str]
+
+
+_orders = st.builds(
+    Order,
+    id=st.integers(-(2**53), 2**53),
+    lines=st.lists(st.builds(PointTuple, st.integers(-1000, 1000), st.integers(-1000, 1000)), max_size=4).map(tuple),
+    placed=st.datetimes(timezones=st.just(dt.UTC)),
+    total=st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-(10**9), max_value=10**9),
+    note=st.none() | st.text(max_size=20),
+    labels=st.frozensets(st.text(max_size=5), max_size=3),
+)
+
+
+@given(order=_orders)
+def test_any_order_round_trips_through_the_codec_as_itself(order: Order) -> None:
+    codec = JsonCodec()
+    assert convert(codec.decode(codec.encode(order)), Order) == order
+    assert convert(codec.decode(codec.encode([order])), list[Order]) == [order]
