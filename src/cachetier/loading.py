@@ -42,7 +42,7 @@ from cachetier.singleflight import SingleFlight
 _FIRST_POLL = 0.005  # seconds; doubles up to _LAST_POLL while another process holds the lease
 _LAST_POLL = 0.1
 
-Store = Callable[[str, Any, "float | None", "tuple[str, ...]", "bool | None"], Awaitable[bool]]
+Write = Callable[[str, bytes, float, float, "tuple[str, ...]"], Awaitable[bool]]
 
 
 class MissLoader:
@@ -56,14 +56,14 @@ class MissLoader:
         entries: EntryEncoder,
         config: CacheConfig,
         generation: Callable[[], int],
-        store: Store,
+        write: Write,
     ) -> None:
         self._l1 = l1
         self._l2 = l2
         self._entries = entries
         self._config = config
         self._generation = generation
-        self._store = store
+        self._write = write
         self._flights = SingleFlight()
         self._loading: dict[str, list[int]] = {}  # key -> [writes since its loads began, loads running]
         self.loader_calls = 0
@@ -92,13 +92,16 @@ class MissLoader:
                 value = self._decoded(full, lease.value, generation)
                 if value is not MISS:
                     return value
-            value, written = await self.call_loader(full, loader, time_limit)
+            loaded, written = await self.call_loader(full, loader, time_limit)
+            seconds = self._config.default_ttl if ttl is None else ttl
+            data, expires_at = self._entries.encode(loaded, seconds, tags, compress)
+            value = self._entries.decode_value(full, data)  # what every later read of it will give
             if generation != self._generation() or written:
                 return value  # an invalidation or a newer write of ours landed while it ran
             if lease.token is not None:
-                await self._store_leased(full, value, ttl, tags, compress, lease.token)
+                await self._store_leased(full, value, data, seconds, expires_at, tags, lease.token)
             elif not lease.busy:  # no lease to be had (L2 down, or an adapter without leases)
-                await self._store(full, value, ttl, tags, compress)
+                await self._write(full, data, seconds, expires_at, tags)
             return value
 
         # The load runs as a task of its own: a caller that goes away (a closed
@@ -134,10 +137,15 @@ class MissLoader:
         self._l1.fill(full, frame.value, self._entries.l1_expiry(frame.expires_at), frame.tags, size)
 
     async def _store_leased(
-        self, full: str, value: Any, ttl: float | None, tags: tuple[str, ...], compress: bool | None, token: int
+        self,
+        full: str,
+        value: Any,
+        data: bytes,
+        seconds: float,
+        expires_at: float,
+        tags: tuple[str, ...],
+        token: int,
     ) -> None:
-        seconds = self._config.default_ttl if ttl is None else ttl
-        data, expires_at = self._entries.encode(value, seconds, tags, compress)
         generation = self._generation()
         stored = await self._l2.set_leased(full, data, seconds, tags, token)
         # L1 follows L2's verdict: a revoked lease means something newer exists there.

@@ -20,46 +20,35 @@ Coherence rules kept here:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from cachetier.api_types import EntryOptions, Loader, MSetItem
+from cachetier.api_types import Loader, MSetItem
 from cachetier.aside import CacheAside
+from cachetier.bulk import BulkOps
 from cachetier.codecs import Codec, JsonCodec
 from cachetier.config import CacheConfig
 from cachetier.entries import EntryEncoder
-from cachetier.errors import CacheClosedError, NotAnIntegerError
+from cachetier.errors import CacheClosedError, DeserializationError, NotAnIntegerError
+from cachetier.feed import BackendLink
 from cachetier.guard import GuardedAdapter
-from cachetier.keys import MAX_KEY_BYTES, check_key, check_namespace, check_tags, check_ttl
+from cachetier.keys import check_key, check_namespace, check_tags, check_ttl
 from cachetier.l1 import L1Store
 from cachetier.loading import MissLoader
-from cachetier.protocols import InvalidationSource, L2Adapter, L2Entry, PurgeHook
+from cachetier.naming import KeyNaming
+from cachetier.protocols import L2Adapter, PurgeHook
 from cachetier.purge import PurgeNotifier
 from cachetier.sentinel import MISS, Missing
 from cachetier.stats import CacheStats, L1Stats, L2Stats
+from cachetier.typed import TypedCodec
 
 _T = TypeVar("_T")
 _D = TypeVar("_D")
-_FAST_KEY_CHARS = MAX_KEY_BYTES // 4  # any str this short is within the byte limit
 
 
 logger = logging.getLogger("cachetier")
-
-
-async def _no_feed() -> None:
-    return None
-
-
-def _all_short(keys: list[str]) -> bool:
-    """Every key a non-empty str without NUL, short enough to be within the byte limit uncounted."""
-    try:
-        joined = "".join(keys)  # TypeError unless every key is a str
-    except TypeError:
-        return False
-    return bool(keys) and "\x00" not in joined and min(map(len, keys)) > 0 and max(map(len, keys)) <= _FAST_KEY_CHARS
 
 
 class CacheManager:
@@ -89,6 +78,7 @@ class CacheManager:
         self._entries = EntryEncoder(codec or JsonCodec(), self.config)
         self._namespace = self.config.namespace
         self._prefix = f"{self._namespace}:"
+        self._naming = KeyNaming(self._namespace, self.config.default_ttl)
         l1_entries = self.config.max_memory_entries if self.config.l1_enabled else 0
         self._l1 = L1Store(l1_entries, self.config.max_memory_bytes)
         self._l1_get = self._l1.get  # bound once: `get` serves L1 hits in well under a microsecond
@@ -99,7 +89,6 @@ class CacheManager:
             recovery_timeout=self.config.recovery_timeout,
         )
         self._reason = reason
-        self._selector: object | None = None  # a resolved `SelectingAdapter`, once bypassed
         self._on_close = on_close
         self._generation = 0
         self._loads = MissLoader(
@@ -108,10 +97,23 @@ class CacheManager:
             entries=self._entries,
             config=self.config,
             generation=lambda: self._generation,
-            store=self._store,
+            write=self._write,
         )
-        self._unsubscribe: Callable[[], Awaitable[None]] | None = None  # set once subscribed (or not)
-        self._watching: asyncio.Future[None] | None = None
+        self._link = BackendLink(self._l2, self.config, self._prefix, self._on_remote_change)
+        self._ready = False  # connected and subscribed, and not closed: the hot paths check only this
+        self._typed = TypedCodec()
+        self._bulk = BulkOps(
+            l1=self._l1,
+            l2=self._l2,
+            entries=self._entries,
+            config=self.config,
+            naming=self._naming,
+            typed=self._typed,
+            generation=lambda: self._generation,
+            ready=self._l2_ready,
+            written=self._loads.written,
+            fill_l1=self._loads.fill_l1,
+        )
         self._closed = False
         self._purge = PurgeNotifier(purge_hooks)
 
@@ -127,20 +129,16 @@ class CacheManager:
         """One line saying why this L2 is in use (including any fallback at start)."""
         if self._reason is not None:
             return self._reason
-        return str(getattr(self._selector or self._l2.adapter, "reason", "given explicitly"))
+        return str(getattr(self._link.selector or self._l2.adapter, "reason", "given explicitly"))
 
     def _full_key(self, key: str, namespace: str | None) -> str:
-        check_key(key)
-        if namespace is None:
-            return f"{self._namespace}:{key}"
-        return f"{check_namespace(namespace)}:{key}"
+        return self._naming.full_key(key, namespace)
 
-    def _full_tags(self, tags: Iterable[str] | None, namespace: str | None) -> tuple[str, ...]:
-        prefix = self._namespace if namespace is None else check_namespace(namespace)
-        return tuple(f"{prefix}:{tag}" for tag in check_tags(tags))
+    def _full_tags(self, tags: Iterable[str] | None) -> tuple[str, ...]:
+        return self._naming.full_tags(tags)
 
     def _ttl(self, ttl: float | None) -> float:
-        return self.config.default_ttl if ttl is None else check_ttl(ttl)
+        return self._naming.ttl(ttl)
 
     # -- reads ------------------------------------------------------------------
 
@@ -183,12 +181,34 @@ class CacheManager:
         loader_timeout: float | None = None,
     ) -> _T: ...
 
+    @overload
+    async def get(
+        self, key: str, loader: None = None, *, type: type[_T], namespace: str | None = None
+    ) -> _T | None: ...
+
+    @overload
+    async def get(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        *,
+        type: type[_T],
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+        loader_timeout: float | None = None,
+    ) -> _T: ...
+
     async def get(self, key: str, loader: Loader[Any] | None = None, **options: Any) -> Any:
         """The cached value, else `loader()`'s result (stored), else `default`.
 
         Keyword options: `ttl`, `tags`, `compress` (for the loaded value),
         `namespace`, `default`, `loader_timeout` (seconds; `config.loader_timeout`
-        when omitted). Concurrent calls with a loader for the same missing key
+        when omitted), `type` (a dataclass, msgspec Struct, attrs class,
+        TypedDict or pydantic model the value is returned as, from either tier;
+        a cached value that no longer fits it is a miss, reloaded when a loader
+        is given). Concurrent calls with a loader for the same missing key
         run it once, in this process and across processes sharing the L2 (see
         `cachetier.loading`); its exception reaches every waiter and nothing is
         stored. A loader running past its timeout raises `LoaderTimeoutError`
@@ -196,7 +216,7 @@ class CacheManager:
         """
         # The L1 hit path is kept lean: filling six keyword defaults on every call
         # costs about a tenth of a hit, so calls with options take `_get_with`.
-        if options or type(key) is not str:
+        if options or key.__class__ is not str:
             return await self._get_with(key, loader, **options)
         full = self._prefix + key  # checked only on a miss: L1 holds no invalid key, so a hit proves it valid
         value = self._l1_get(full)
@@ -219,16 +239,28 @@ class CacheManager:
         namespace: str | None = None,
         default: Any = None,
         loader_timeout: float | None = None,
+        type: Any = None,
     ) -> Any:
         full = self._full_key(key, namespace)
-        value = self._l1_get(full)
-        if value is not MISS:
-            return value
-        if loader is None:
-            value = await self._read_l2(full)
-            return default if value is MISS else value
+        full_tags = self._full_tags(tags)
         limit = self.config.loader_timeout if loader_timeout is None else check_ttl(loader_timeout, "loader_timeout")
-        return await self._load(full, loader, ttl, self._full_tags(tags, namespace), compress, limit)
+        value = self._l1_get(full)
+        if value is MISS:
+            if loader is None:
+                value = await self._read_l2(full)
+                if value is MISS:
+                    return default
+            else:
+                value = await self._load(full, loader, ttl, full_tags, compress, limit)
+        if type is None:
+            return value
+        try:
+            return self._typed.convert(value, type)
+        except DeserializationError as exc:
+            logger.info("cachetier: cached %r does not fit %r (%s); treated as a miss", full, type, exc)
+        if loader is None:
+            return default
+        return self._typed.convert(await self._reload(full, loader, ttl, full_tags, compress, limit), type)
 
     async def _load(
         self,
@@ -239,7 +271,7 @@ class CacheManager:
         compress: bool | None,
         time_limit: float | None,
     ) -> Any:
-        if self._unsubscribe is None or self._closed:
+        if not self._ready:
             await self._l2_ready()
         return await self._loads.load(full, loader, None if ttl is None else check_ttl(ttl), tags, compress, time_limit)
 
@@ -252,7 +284,7 @@ class CacheManager:
         return self._l1.peek(self._full_key(key, namespace))
 
     async def _read_l2(self, full: str) -> Any | Missing:
-        if self._unsubscribe is None or self._closed:  # a sync check first: no coroutine per call
+        if not self._ready:  # a sync check first: no coroutine per call
             await self._l2_ready()
         generation = self._generation
         data = await self._l2.get(full)
@@ -267,36 +299,6 @@ class CacheManager:
             self._loads.fill_l1(full, frame, len(data))
         return frame.value
 
-    async def _watch_remote_changes(self) -> None:
-        """Subscribe once to the backend's change feed, if it has one, before L1 holds anything.
-
-        Concurrent first calls all wait for the one subscription: a read that filled
-        L1 before the feed was up could keep a copy whose change nobody reports.
-        """
-        if self._watching is None:
-            self._watching = asyncio.ensure_future(self._subscribe())
-        await asyncio.shield(self._watching)
-
-    async def _subscribe(self) -> None:
-        unsubscribe: Callable[[], Awaitable[None]] = _no_feed
-        try:
-            adapter: Any = self._l2.adapter
-            resolve = getattr(adapter, "resolve", None)  # SelectingAdapter picks its backend on first use
-            try:
-                if resolve is not None:
-                    adapter = await resolve()
-                    # Later calls go straight to the chosen backend: one await less per operation.
-                    # The selector stays reachable for its `reason`; closing either closes the backend.
-                    self._selector, self._l2.adapter = self._l2.adapter, adapter
-                if not (self.config.l1_enabled and self.config.l1_change_feed):
-                    return
-                if isinstance(adapter, InvalidationSource):
-                    unsubscribe = await adapter.subscribe_invalidations(self._prefix, self._on_remote_change)
-            except Exception as exc:
-                logger.warning("cachetier: no change feed from %s (%s); L1 copies live up to l1_max_ttl", adapter, exc)
-        finally:
-            self._unsubscribe = unsubscribe
-
     def _on_remote_change(self, keys: Sequence[str] | None) -> None:
         self._generation += 1  # reads in flight may carry the old value: don't let them fill L1
         if keys is None:
@@ -307,8 +309,9 @@ class CacheManager:
     async def _l2_ready(self) -> None:
         """Refuse use after close; subscribe to the change feed before L1 can hold anything."""
         self._check_open()
-        if self._unsubscribe is None:
-            await self._watch_remote_changes()
+        if not self._ready:
+            await self._link.connect()
+            self._ready = not self._closed
 
     async def exists(self, key: str, *, namespace: str | None = None) -> bool:
         full = self._full_key(key, namespace)
@@ -317,48 +320,13 @@ class CacheManager:
         self._check_open()
         return await self._l2.exists(full)
 
-    async def mget(self, keys: Iterable[str], *, namespace: str | None = None) -> dict[str, Any]:
-        """Values of the keys that are cached; misses are absent from the result."""
-        key_list = keys if type(keys) is list else list(keys)
-        if namespace is None and _all_short(key_list):
-            prefix = self._prefix  # as in `get`: short keys need no UTF-8 length check
-            fulls = [prefix + key for key in key_list]
-        else:
-            fulls = [self._full_key(key, namespace) for key in key_list]
-        found: dict[str, Any] = {}
-        if self.config.l1_enabled:
-            missing: list[str] = []  # as the caller wrote them
-            missing_full: list[str] = []  # namespaced
-            l1_get = self._l1.get
-            for key, full in zip(key_list, fulls, strict=True):
-                value = l1_get(full)
-                if value is MISS:
-                    missing.append(key)
-                    missing_full.append(full)
-                else:
-                    found[key] = value
-        else:
-            missing, missing_full = key_list, fulls
-            self._l1.misses += len(fulls)  # what an always-empty L1 would have counted
-        if not missing:
-            return found
-        if self._unsubscribe is None or self._closed:  # a sync check first: no coroutine per call
-            await self._l2_ready()
-        generation = self._generation
-        blobs = await self._l2.mget(missing_full)
-        if not self.config.l1_enabled:
-            return self._entries.decode_values(missing, blobs, self._prefix if namespace is None else f"{namespace}:")
-        fill = generation == self._generation
-        for key, full, data in zip(missing, missing_full, blobs, strict=True):
-            if data is None:
-                continue
-            frame = self._entries.decode(full, data)
-            if frame is None:
-                continue
-            if fill:
-                self._loads.fill_l1(full, frame, len(data))
-            found[key] = frame.value
-        return found
+    async def mget(self, keys: Iterable[str], *, namespace: str | None = None, type: Any = None) -> dict[str, Any]:
+        """Values of the keys that are cached; misses are absent from the result.
+
+        One L2 round trip for the L1 misses. With `type`, each value is returned
+        as that type; a value that does not fit it is absent.
+        """
+        return await self._bulk.mget(keys, namespace=namespace, type=type)
 
     # -- writes -----------------------------------------------------------------
 
@@ -367,13 +335,19 @@ class CacheManager:
     ) -> bool:
         seconds = self._ttl(ttl)
         data, expires_at = self._entries.encode(value, seconds, tags, compress)
-        if self._unsubscribe is None or self._closed:  # a sync check first: no coroutine per call
+        return await self._write(full, data, seconds, expires_at, tags)
+
+    async def _write(self, full: str, data: bytes, seconds: float, expires_at: float, tags: tuple[str, ...]) -> bool:
+        """Write encoded bytes to L2, then L1; True when L2 took them."""
+        if not self._ready:  # a sync check first: no coroutine per call
             await self._l2_ready()
         generation = self._generation
         stored = await self._l2.set(full, data, seconds, tags)
         if not self.config.l1_enabled:
             return stored
         if generation == self._generation:
+            # L1 holds what L2 would give back, so a value reads the same from either tier.
+            value = self._entries.decode_value(full, data)
             self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
         else:  # a change (maybe another process's write to this key) landed meanwhile: L2 decides
             self._l1.delete(full)
@@ -399,7 +373,7 @@ class CacheManager:
         """
         full = self._full_key(key, namespace)
         self._loads.written(full)
-        return await self._store(full, value, ttl, self._full_tags(tags, namespace), compress)
+        return await self._store(full, value, ttl, self._full_tags(tags), compress)
 
     async def mset(
         self,
@@ -412,34 +386,11 @@ class CacheManager:
     ) -> bool:
         """Store many values in one L2 round trip; True when L2 took them (see `set`).
 
-        `items` is a mapping, or `(key, value)` / `(key, value, EntryOptions)`
-        tuples whose options override the keyword defaults for that key.
+        `items` is a mapping, `(key, value)` / `(key, value, EntryOptions)`
+        tuples, or the seed's `{"key", "value", "options"}` dicts; options
+        override the keyword defaults for that key.
         """
-        pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
-        entries: list[L2Entry] = []
-        local: list[tuple[str, Any, float, tuple[str, ...], int]] = []
-        for item in pairs:
-            options: EntryOptions = item[2] if len(item) == 3 else {}
-            full = self._full_key(item[0], namespace)
-            seconds = self._ttl(options.get("ttl", ttl))
-            entry_tags = self._full_tags(options.get("tags", tags), namespace)
-            data, expires_at = self._entries.encode(item[1], seconds, entry_tags, options.get("compress", compress))
-            entries.append(L2Entry(full, data, seconds, entry_tags))
-            local.append((full, item[1], self._entries.l1_expiry(expires_at), entry_tags, len(data)))
-        if not entries:
-            return True
-        for entry in entries:  # only once every item encoded: a bad item writes nothing
-            self._loads.written(entry.key)
-        await self._l2_ready()
-        generation = self._generation
-        stored = await self._l2.mset(entries)
-        unchanged = generation == self._generation
-        for full, value, expires_at, entry_tags, size in local:
-            if unchanged:
-                self._l1.set(full, value, expires_at, entry_tags, size)
-            else:
-                self._l1.delete(full)
-        return stored
+        return await self._bulk.mset(items, ttl=ttl, tags=tags, compress=compress, namespace=namespace)
 
     @overload
     async def refresh(
@@ -465,6 +416,19 @@ class CacheManager:
         namespace: str | None = None,
     ) -> _T: ...
 
+    @overload
+    async def refresh(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        *,
+        type: type[_T],
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+    ) -> _T: ...
+
     async def refresh(
         self,
         key: str,
@@ -474,20 +438,35 @@ class CacheManager:
         tags: Iterable[str] | None = None,
         compress: bool | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> Any:
-        """Run `loader` and store its result whether or not the key was cached.
+        """Run `loader` and store its result whether or not the key was cached (returned as `type`, if given).
 
         As with `get`, the result is not stored when an invalidation finished,
         or this process wrote the key, while the loader ran.
         """
         full = self._full_key(key, namespace)
-        full_tags = self._full_tags(tags, namespace)
+        value = await self._reload(full, loader, ttl, self._full_tags(tags), compress, self.config.loader_timeout)
+        return value if type is None else self._typed.convert(value, type)
+
+    async def _reload(
+        self,
+        full: str,
+        loader: Loader[Any],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        compress: bool | None,
+        time_limit: float | None,
+    ) -> Any:
+        """Run `loader` and write its result over whatever is cached (a write: it revokes leases)."""
         generation = self._generation
-        value, written = await self._loads.call_loader(full, loader, self.config.loader_timeout)
+        loaded, written = await self._loads.call_loader(full, loader, time_limit)
+        seconds = self._ttl(ttl)
+        data, expires_at = self._entries.encode(loaded, seconds, tags, compress)
         if generation == self._generation and not written:
             self._loads.written(full)
-            await self._store(full, value, ttl, full_tags, compress)
-        return value
+            await self._write(full, data, seconds, expires_at, tags)
+        return self._entries.decode_value(full, data)
 
     async def increment(
         self, key: str, by: int = 1, *, ttl: float | None = None, namespace: str | None = None
@@ -513,6 +492,8 @@ class CacheManager:
         self, key: str, by: int = 1, *, ttl: float | None = None, namespace: str | None = None
     ) -> int | None:
         """`increment` by `-by`."""
+        if isinstance(by, bool) or not isinstance(by, int):
+            raise NotAnIntegerError(f"by must be an int, got {type(by).__name__}")
         return await self.increment(key, -by, ttl=ttl, namespace=namespace)
 
     async def expire(self, key: str, seconds: float, *, namespace: str | None = None) -> bool:
@@ -535,13 +516,16 @@ class CacheManager:
         self._generation += 1
         return self._l1.delete(full) or removed
 
-    async def invalidate_by_tag(self, tag: str, *, namespace: str | None = None) -> int:
-        """Remove every entry tagged `tag` from both tiers; return the L2 count removed."""
-        return await self.invalidate_by_tags([tag], namespace=namespace)
+    async def invalidate_by_tag(self, tag: str) -> int:
+        """Remove every entry of this cache tagged `tag` (whatever namespace its key is under), from both tiers.
 
-    async def invalidate_by_tags(self, tags: Iterable[str], *, namespace: str | None = None) -> int:
+        Returns the L2 count removed.
+        """
+        return await self.invalidate_by_tags([tag])
+
+    async def invalidate_by_tags(self, tags: Iterable[str]) -> int:
         """Remove every entry carrying any of `tags`; each entry counts once."""
-        full_tags = self._full_tags(tags, namespace)
+        full_tags = self._full_tags(tags)
         if not full_tags:
             return 0
         self._check_open()
@@ -594,6 +578,18 @@ class CacheManager:
         namespace: str | None = None,
     ) -> CacheAside[_T]: ...
 
+    @overload
+    def cache_aside(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        *,
+        type: type[_T],
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        namespace: str | None = None,
+    ) -> CacheAside[_T]: ...
+
     def cache_aside(
         self,
         key: str,
@@ -602,10 +598,11 @@ class CacheManager:
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> CacheAside[Any]:
         """A reusable handle on one key and its loader: `.get()`, `.refresh()`, `.invalidate()`."""
         check_key(key)
-        return CacheAside(self, key, loader, ttl=ttl, tags=tuple(check_tags(tags)), namespace=namespace)
+        return CacheAside(self, key, loader, ttl=ttl, tags=tuple(check_tags(tags)), namespace=namespace, type=type)
 
     async def is_healthy(self) -> bool:
         """Whether L2 answers a ping now (the L1 keeps serving either way)."""
@@ -644,14 +641,9 @@ class CacheManager:
                 await self._on_close()
         finally:
             self._closed = True
+            self._ready = False
             self._l1.clear()
-            if self._watching is not None and not self._watching.done():
-                await asyncio.wait([self._watching])  # a feed set up after close would never be left
-            if self._unsubscribe is not None:
-                try:
-                    await self._unsubscribe()
-                except Exception as exc:  # a backend fault: the backend is still closed below
-                    logger.warning("cachetier: leaving the change feed failed (%s: %s)", type(exc).__name__, exc)
+            await self._link.close()
             await self._l2.close()
 
     async def start(self) -> CacheManager:

@@ -122,12 +122,34 @@ async def test_invalidate_by_tag_removes_entries_from_l1_and_l2(cache: CacheMana
     assert await cache.invalidate_by_tags(["posts", "admins"]) == 1
 
 
-async def test_tags_are_scoped_to_their_namespace(cache: CacheManager) -> None:
+async def test_tags_belong_to_the_cache_whatever_namespace_the_key_is_under(cache: CacheManager) -> None:
     await cache.set("a", 1, tags=["t"])
     await cache.set("a", 2, tags=["t"], namespace="other")
-    assert await cache.invalidate_by_tag("t", namespace="other") == 1
-    assert await cache.get("a") == 1
+    await cache.set("b", 3, tags=["kept"], namespace="other")
+    assert await cache.invalidate_by_tag("t") == 2
+    assert await cache.get("a") is None
     assert await cache.get("a", namespace="other") is None
+    assert await cache.get("b", namespace="other") == 3
+
+
+async def test_a_value_reads_back_the_same_from_l1_and_l2() -> None:
+    adapter = MemoryAdapter()
+    async with (
+        create_with_config(adapter=adapter, namespace="same") as writer,
+        create_with_config(adapter=adapter, namespace="same") as reader,
+    ):
+        assert await writer.set("p", (1, 2)) is True
+        assert await writer.get("p") == await reader.get("p") == [1, 2]
+        assert await writer.get("q", lambda: (1, 2)) == [1, 2]  # the loader's caller too
+        assert await writer.get("q") == await reader.get("q") == [1, 2]
+        await writer.mset({"m": (3, 4)})
+        assert await writer.mget(["m"]) == await reader.mget(["m"]) == {"m": [3, 4]}
+
+
+async def test_mset_takes_the_seeds_entries(cache: CacheManager) -> None:
+    assert await cache.mset([{"key": "a", "value": 1, "options": {"ttl": 60, "tags": ["t"]}}, {"key": "b", "value": 2}])
+    assert await cache.mget(["a", "b"]) == {"a": 1, "b": 2}
+    assert await cache.invalidate_by_tag("t") == 1
 
 
 async def test_l2_hit_fills_l1_with_the_entry_tags() -> None:

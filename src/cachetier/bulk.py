@@ -1,0 +1,153 @@
+"""Many keys in one L2 round trip: `mget` and `mset`, with the manager's tiers and naming.
+
+Kept apart from the manager because batching is its own job: checking keys in
+bulk cheaply, splitting L1 hits from misses, and filling or dropping the L1
+copies of a whole batch by one generation check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from cachetier.api_types import MSetItem, mset_items
+from cachetier.config import CacheConfig
+from cachetier.entries import EntryEncoder
+from cachetier.errors import DeserializationError
+from cachetier.framing import Frame
+from cachetier.guard import GuardedAdapter
+from cachetier.l1 import L1Store
+from cachetier.naming import KeyNaming, all_short
+from cachetier.protocols import L2Entry
+from cachetier.sentinel import MISS
+from cachetier.typed import TypedCodec
+
+logger = logging.getLogger("cachetier")
+
+
+class BulkOps:
+    """`mget`/`mset` for one `CacheManager`, which owns the tiers and the generation."""
+
+    def __init__(
+        self,
+        *,
+        l1: L1Store,
+        l2: GuardedAdapter,
+        entries: EntryEncoder,
+        config: CacheConfig,
+        naming: KeyNaming,
+        typed: TypedCodec,
+        generation: Callable[[], int],
+        ready: Callable[[], Awaitable[None]],
+        written: Callable[[str], None],
+        fill_l1: Callable[[str, Frame, int], None],
+    ) -> None:
+        self._l1 = l1
+        self._l2 = l2
+        self._entries = entries
+        self.config = config
+        self._naming = naming
+        self._typed = typed
+        self._generation = generation
+        self._ready = ready
+        self._written = written
+        self._fill_l1 = fill_l1
+
+    async def mget(self, keys: Iterable[str], *, namespace: str | None = None, type: Any = None) -> dict[str, Any]:
+        """Values of the keys that are cached; misses are absent from the result.
+
+        With `type`, each value is returned as that type; a value that does not fit it is absent.
+        """
+        key_list = keys if keys.__class__ is list else list(keys)
+        found = await self._mget(key_list, namespace)
+        if type is None:
+            return found
+        typed: dict[str, Any] = {}
+        for key, value in found.items():
+            try:
+                typed[key] = self._typed.convert(value, type)
+            except DeserializationError as exc:
+                logger.info("cachetier: cached %r does not fit %r (%s); treated as a miss", key, type, exc)
+        return typed
+
+    async def _mget(self, key_list: list[str], namespace: str | None) -> dict[str, Any]:
+        if namespace is None and all_short(key_list):
+            prefix = self._naming.prefix  # as in `get`: short keys need no UTF-8 length check
+            fulls = [prefix + key for key in key_list]
+        else:
+            fulls = [self._naming.full_key(key, namespace) for key in key_list]
+        found: dict[str, Any] = {}
+        if self.config.l1_enabled:
+            missing: list[str] = []  # as the caller wrote them
+            missing_full: list[str] = []  # namespaced
+            l1_get = self._l1.get
+            for key, full in zip(key_list, fulls, strict=True):
+                value = l1_get(full)
+                if value is MISS:
+                    missing.append(key)
+                    missing_full.append(full)
+                else:
+                    found[key] = value
+        else:
+            missing, missing_full = key_list, fulls
+            self._l1.misses += len(fulls)  # what an always-empty L1 would have counted
+        if not missing:
+            return found
+        await self._ready()
+        generation = self._generation()
+        blobs = await self._l2.mget(missing_full)
+        if not self.config.l1_enabled:
+            return self._entries.decode_values(
+                missing, blobs, self._naming.prefix if namespace is None else f"{namespace}:"
+            )
+        fill = generation == self._generation()
+        for key, full, data in zip(missing, missing_full, blobs, strict=True):
+            if data is None:
+                continue
+            frame = self._entries.decode(full, data)
+            if frame is None:
+                continue
+            if fill:
+                self._fill_l1(full, frame, len(data))
+            found[key] = frame.value
+        return found
+
+    async def mset(
+        self,
+        items: Mapping[str, Any] | Iterable[MSetItem],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+    ) -> bool:
+        """Store many values in one L2 round trip; True when L2 took them (see `set`).
+
+        `items` is a mapping, `(key, value)` / `(key, value, EntryOptions)`
+        tuples, or the seed's `{"key", "value", "options"}` dicts; options
+        override the keyword defaults for that key.
+        """
+        entries: list[L2Entry] = []
+        local: list[tuple[str, bytes, float, tuple[str, ...]]] = []
+        for key, value, options in mset_items(items):
+            full = self._naming.full_key(key, namespace)
+            seconds = self._naming.ttl(options.get("ttl", ttl))
+            entry_tags = self._naming.full_tags(options.get("tags", tags))
+            data, expires_at = self._entries.encode(value, seconds, entry_tags, options.get("compress", compress))
+            entries.append(L2Entry(full, data, seconds, entry_tags))
+            local.append((full, data, self._entries.l1_expiry(expires_at), entry_tags))
+        if not entries:
+            return True
+        for entry in entries:  # only once every item encoded: a bad item writes nothing
+            self._written(entry.key)
+        await self._ready()
+        generation = self._generation()
+        stored = await self._l2.mset(entries)
+        unchanged = generation == self._generation()
+        for full, data, expires_at, entry_tags in local:
+            if unchanged and self.config.l1_enabled:
+                self._l1.set(full, self._entries.decode_value(full, data), expires_at, entry_tags, len(data))
+            else:
+                self._l1.delete(full)
+        return stored
