@@ -18,17 +18,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pathlib
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
-import platformdirs
-
-from cachetier.adapters.sqlite_connection import BUSY_TIMEOUT, enable_wal, quote, transaction
+from cachetier.adapters.sqlite_connection import BUSY_TIMEOUT, enable_wal, prefix_upper_bound, quote, transaction
+from cachetier.adapters.sqlite_connection import default_sqlite_path as default_sqlite_path
+from cachetier.adapters.sqlite_connection import path_from_url as path_from_url
+from cachetier.adapters.sqlite_feed import ChangeLog, OnChange, Subscription, poll_forever
 from cachetier.adapters.sqlite_leases import SQLiteLeases
 from cachetier.errors import BackendError, CacheClosedError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry, Lease
@@ -40,28 +41,6 @@ _T = TypeVar("_T")
 _IDENTIFIER: Final = re.compile(r"(?!sqlite_)[A-Za-z_][A-Za-z0-9_]{0,62}", re.IGNORECASE)
 _INTEGER: Final = re.compile(rb"[+-]?[0-9]+")
 _PURGE_BATCH: Final = 1000
-_URL_PREFIX: Final = "sqlite:///"
-
-
-def default_sqlite_path() -> pathlib.Path:
-    """The per-user cache file used when no path is configured; creates its directory."""
-    directory = pathlib.Path(platformdirs.user_cache_dir("cachetier"))
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory / "cachetier.sqlite3"
-
-
-def path_from_url(url: str) -> str:
-    """The file path in `sqlite:///relative/path`, `sqlite:////abs/path` or `sqlite:///:memory:`.
-
-    Raises:
-        ConfigError: `url` has another scheme, a host, a query string or no path.
-    """
-    path = url[len(_URL_PREFIX) :]
-    if url[: len(_URL_PREFIX)].lower() != _URL_PREFIX or not path or "?" in path or "#" in path:
-        raise ConfigError(
-            f"database_url must look like sqlite:///relative/path or sqlite:////absolute/path, got {url!r}"
-        )
-    return path
 
 
 class SQLiteAdapter:
@@ -71,6 +50,8 @@ class SQLiteAdapter:
         path: Database file (created when missing), or ":memory:" for a private database.
         table_name: Entries table; tags go to f"{table_name}_tags". Letters, digits and _.
         cleanup_interval: Seconds between background sweeps of expired rows.
+        change_feed: Log every change for other processes' `subscribe_invalidations`
+            (`cachetier.adapters.sqlite_feed`); ignored for ":memory:", which no one else sees.
 
     Raises:
         ConfigError: `table_name` or `cleanup_interval` is invalid.
@@ -82,7 +63,12 @@ class SQLiteAdapter:
     name = "sqlite"
 
     def __init__(
-        self, path: str | os.PathLike[str], *, table_name: str = "cache_entries", cleanup_interval: float = 60.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        table_name: str = "cache_entries",
+        cleanup_interval: float = 60.0,
+        change_feed: bool = True,
     ) -> None:
         if not _IDENTIFIER.fullmatch(table_name):
             raise ConfigError(
@@ -95,6 +81,8 @@ class SQLiteAdapter:
         self._entries = quote(table_name)
         self._tags = quote(f"{table_name}_tags")
         self._leases = SQLiteLeases(table_name)
+        self._changes = ChangeLog(table_name, uuid.uuid4().hex[:16], change_feed and self._path not in ("", ":memory:"))
+        self._feeds: set[asyncio.Task[None]] = set()
         self._schema = (
             # A rowid table: values can be large blobs, which WITHOUT ROWID stores poorly.
             f"CREATE TABLE IF NOT EXISTS {self._entries}"
@@ -105,6 +93,7 @@ class SQLiteAdapter:
             " (tag TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tag, key)) WITHOUT ROWID",
             f"CREATE INDEX IF NOT EXISTS {quote(table_name + '_tags_key')} ON {self._tags} (key)",
             *self._leases.schema,
+            *self._changes.schema,
         )
         self._cleanup_interval = float(cleanup_interval)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cachetier-sqlite")
@@ -152,7 +141,10 @@ class SQLiteAdapter:
             now = time.time()
             with transaction(conn):
                 self._leases.revoke(conn, key)
-                return conn.execute(sql, (now + ttl, key, now)).rowcount == 1
+                updated = conn.execute(sql, (now + ttl, key, now)).rowcount == 1
+                if updated:
+                    self._changes.record(conn, "k", key)
+                return updated
 
         return await self._run(update)
 
@@ -167,6 +159,27 @@ class SQLiteAdapter:
     async def clear(self, prefix: str) -> int:
         """Remove every key starting with `prefix`; return how many live keys went."""
         return await self._run(lambda conn: self._clear(conn, prefix))
+
+    async def subscribe_invalidations(self, prefix: str, on_change: OnChange) -> Callable[[], Awaitable[None]]:
+        """Report other processes' changes under `prefix` by polling the file's change log (~every 0.1 s).
+
+        Nothing is reported for ":memory:" or with `change_feed=False` (no other process can write then,
+        or none logs). Returns a coroutine function that stops the polling.
+        """
+        subscription = Subscription(self._changes, prefix)
+        task: asyncio.Task[None] | None = None
+        if self._changes.enabled:
+            await self._run(subscription.poll)  # the position changes are reported from
+            task = asyncio.create_task(poll_forever(self._run, subscription, on_change), name="cachetier-sqlite-feed")
+            self._feeds.add(task)
+
+        async def unsubscribe() -> None:
+            if task is not None:
+                self._feeds.discard(task)
+                task.cancel()
+                await asyncio.wait([task])
+
+        return unsubscribe
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -193,6 +206,8 @@ class SQLiteAdapter:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
+        for feed in self._feeds:
+            feed.cancel()
         task, self._cleanup_task = self._cleanup_task, None
         if task is not None and not task.done():
             task.cancel()
@@ -292,6 +307,7 @@ class SQLiteAdapter:
         )
         conn.execute(f"DELETE FROM {self._tags} WHERE key = ?", (key,))
         conn.executemany(f"INSERT OR IGNORE INTO {self._tags} (tag, key) VALUES (?, ?)", [(t, key) for t in tags])
+        self._changes.record(conn, "k", key)
 
     def _write(self, conn: sqlite3.Connection, entries: Sequence[L2Entry]) -> None:
         now = time.time()
@@ -306,6 +322,8 @@ class SQLiteAdapter:
             row = conn.execute(f"SELECT expires_at FROM {self._entries} WHERE key = ?", (key,)).fetchone()
             conn.execute(f"DELETE FROM {self._entries} WHERE key = ?", (key,))
             conn.execute(f"DELETE FROM {self._tags} WHERE key = ?", (key,))
+            if row is not None:
+                self._changes.record(conn, "k", key)
         return row is not None and bool(row[0] > now)
 
     def _incr(self, conn: sqlite3.Connection, key: str, by: int, ttl: float) -> int:
@@ -320,6 +338,7 @@ class SQLiteAdapter:
                 raise NotAnIntegerError(f"value at {key!r} is not an integer")
             number = int(row[0]) + by
             conn.execute(f"UPDATE {self._entries} SET value = ? WHERE key = ?", (str(number).encode(), key))
+            self._changes.record(conn, "k", key)
         return number
 
     def _invalidate(self, conn: sqlite3.Connection, tags: Sequence[str]) -> int:
@@ -327,6 +346,9 @@ class SQLiteAdapter:
         removed = 0
         with transaction(conn):
             self._leases.revoke_tags(conn, tags, now)
+            if self._changes.enabled:
+                tagged_keys = f"SELECT DISTINCT key FROM {self._tags} WHERE tag IN ({', '.join('?' * len(tags))})"
+                self._changes.record_keys(conn, [key for (key,) in conn.execute(tagged_keys, tuple(tags))])
             # Keys removed for one tag are gone when the next is counted: each counts once.
             for tag in dict.fromkeys(tags):
                 tagged = f"SELECT key FROM {self._tags} WHERE tag = ?"
@@ -339,10 +361,11 @@ class SQLiteAdapter:
 
     def _clear(self, conn: sqlite3.Connection, prefix: str) -> int:
         # A range on the primary key instead of LIKE: indexed, and % or _ in a prefix are literal.
-        upper = _prefix_upper_bound(prefix)
+        upper = prefix_upper_bound(prefix)
         where, params = ("key >= ?", (prefix,)) if upper is None else ("key >= ? AND key < ?", (prefix, upper))
         with transaction(conn):
             self._leases.revoke_prefix(conn, prefix, where, params, time.time())
+            self._changes.record(conn, "p", prefix)
             sql = f"SELECT COUNT(*) FROM {self._entries} WHERE {where} AND expires_at > ?"
             count: int = conn.execute(sql, (*params, time.time())).fetchone()[0]
             conn.execute(f"DELETE FROM {self._entries} WHERE {where}", params)
@@ -352,6 +375,7 @@ class SQLiteAdapter:
     def _purge_batch(self, conn: sqlite3.Connection) -> int:
         with transaction(conn):
             self._leases.prune(conn, time.time())
+            self._changes.prune(conn, time.time())
             sql = f"SELECT key FROM {self._entries} WHERE expires_at <= ? LIMIT ?"
             keys = conn.execute(sql, (time.time(), _PURGE_BATCH)).fetchall()
             conn.executemany(f"DELETE FROM {self._tags} WHERE key = ?", keys)
@@ -363,15 +387,3 @@ class SQLiteAdapter:
         entries = conn.execute(sql, (time.time(),)).fetchone()[0]
         tags = conn.execute(f"SELECT COUNT(DISTINCT tag) FROM {self._tags}").fetchone()[0]
         return {"entries": entries, "tags": tags, "path": self._path}
-
-
-def _prefix_upper_bound(prefix: str) -> str | None:
-    """The least string above every string starting with `prefix`; None when there is none."""
-    # SQLite compares TEXT as UTF-8 bytes, which sort in code point order, as Python strings do.
-    stem = prefix.rstrip("\U0010ffff")
-    if not stem:
-        return None
-    following = ord(stem[-1]) + 1
-    if 0xD800 <= following <= 0xDFFF:  # surrogates cannot be encoded; skip past them
-        following = 0xE000
-    return stem[:-1] + chr(following)

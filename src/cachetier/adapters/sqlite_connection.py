@@ -1,14 +1,41 @@
-"""Connection helpers shared by the SQLite adapter's modules: transactions, WAL, quoting."""
+"""Connection helpers shared by the SQLite adapter's modules: paths, transactions, WAL, quoting."""
 
 from __future__ import annotations
 
+import pathlib
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
+import platformdirs
+
+from cachetier.errors import ConfigError
+
 BUSY_TIMEOUT: Final = 5.0
+_URL_PREFIX: Final = "sqlite:///"
+
+
+def default_sqlite_path() -> pathlib.Path:
+    """The per-user cache file used when no path is configured; creates its directory."""
+    directory = pathlib.Path(platformdirs.user_cache_dir("cachetier"))
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / "cachetier.sqlite3"
+
+
+def path_from_url(url: str) -> str:
+    """The file path in `sqlite:///relative/path`, `sqlite:////abs/path` or `sqlite:///:memory:`.
+
+    Raises:
+        ConfigError: `url` has another scheme, a host, a query string or no path.
+    """
+    path = url[len(_URL_PREFIX) :]
+    if url[: len(_URL_PREFIX)].lower() != _URL_PREFIX or not path or "?" in path or "#" in path:
+        raise ConfigError(
+            f"database_url must look like sqlite:///relative/path or sqlite:////absolute/path, got {url!r}"
+        )
+    return path
 
 
 def quote(identifier: str) -> str:
@@ -41,3 +68,15 @@ def enable_wal(conn: sqlite3.Connection) -> None:
             if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string starting with `prefix`; None when there is none."""
+    # SQLite compares TEXT as UTF-8 bytes, which sort in code point order, as Python strings do.
+    stem = prefix.rstrip("\U0010ffff")
+    if not stem:
+        return None
+    following = ord(stem[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates cannot be encoded; skip past them
+        following = 0xE000
+    return stem[:-1] + chr(following)
