@@ -1,8 +1,9 @@
 """The `cachetier` command (also `python -m cachetier`): inspect and manage a cache from a shell.
 
 It reads the same environment configuration as `create_cache()`. Exit status:
-0 success (or `health` healthy), 1 a key not found (or `health` degraded),
-2 bad arguments, bad configuration or `health` unhealthy. Errors are one line
+0 success (or `health` healthy), 1 a key not found, no configured backend
+answering (only the in-process memory fallback, which no other process sees),
+or `health` degraded; 2 bad arguments, bad configuration or `health` unhealthy. Errors are one line
 on stderr, never a traceback. `--json` prints one JSON document for scripts.
 """
 
@@ -27,6 +28,10 @@ Command = Callable[[CacheManager, argparse.Namespace], Coroutine[Any, Any, tuple
 HEALTH_EXIT = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
 
+class NoSharedBackendError(Exception):
+    """Only the in-process memory fallback is available, which no other process shares."""
+
+
 async def _stats(cache: CacheManager, args: argparse.Namespace) -> tuple[int, Any]:
     return 0, (await cache.get_stats()).to_dict()
 
@@ -45,24 +50,23 @@ async def _health(cache: CacheManager, args: argparse.Namespace) -> tuple[int, A
 
 
 async def _get(cache: CacheManager, args: argparse.Namespace) -> tuple[int, Any]:
-    values = await cache.mget([args.key], namespace=args.namespace)
+    values = await cache.mget([args.key])
     found = args.key in values
     result = {"key": args.key, "found": found, "value": values.get(args.key)}
     return (0 if found else 1), result
 
 
 async def _delete(cache: CacheManager, args: argparse.Namespace) -> tuple[int, Any]:
-    return 0, {"key": args.key, "deleted": await cache.delete(args.key, namespace=args.namespace)}
+    return 0, {"key": args.key, "deleted": await cache.delete(args.key)}
 
 
 async def _invalidate(cache: CacheManager, args: argparse.Namespace) -> tuple[int, Any]:
-    removed = await cache.invalidate_by_tags(args.tags, namespace=args.namespace)
+    removed = await cache.invalidate_by_tags(args.tags)
     return 0, {"tags": args.tags, "removed": removed}
 
 
 async def _clear(cache: CacheManager, args: argparse.Namespace) -> tuple[int, Any]:
-    namespace = args.namespace or cache.config.namespace
-    return 0, {"namespace": namespace, "removed": await cache.clear(namespace=args.namespace)}
+    return 0, {"namespace": cache.config.namespace, "removed": await cache.clear()}
 
 
 COMMANDS: dict[str, tuple[Command, str]] = {
@@ -124,9 +128,12 @@ def render(result: Any, as_json: bool) -> str:
 
 async def _run(args: argparse.Namespace, config: CacheConfig) -> tuple[int, Any]:
     command, _ = COMMANDS[args.command]
-    cache = create_cache(config)
+    cache = create_cache(config if args.namespace is None else config.replace(namespace=args.namespace))
     try:
         await cache.start()
+        if cache.adapter_type == "memory" and config.adapter != "memory" and args.command != "health":
+            # This process's own memory is not the cache the command is meant for: say so, change nothing.
+            raise NoSharedBackendError(f"no configured backend answered ({cache.selection_reason})")
         return await command(cache, args)
     finally:
         await cache.close()
@@ -143,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CacheError as exc:
         print(f"cachetier: {exc}", file=sys.stderr)
         return 2 if args.command != "health" else HEALTH_EXIT["unhealthy"]
+    except NoSharedBackendError as exc:
+        print(f"cachetier: {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("cachetier: interrupted", file=sys.stderr)
         return 130

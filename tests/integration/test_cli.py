@@ -109,18 +109,32 @@ async def test_health_is_0_when_the_configured_backend_answers(target: tuple[Cac
     assert json.loads(result.stdout)["status"] == "healthy"
 
 
-def test_health_is_1_when_a_fallback_serves_and_2_when_none_answers(tmp_path: pathlib.Path) -> None:
-    dead_redis = {"CACHE_ADAPTER": "redis", "REDIS_URL": "redis://127.0.0.1:1/0"}
-    fallback = clean_env(tmp_path, CACHE_DATABASE_URL=f"sqlite:///{tmp_path / 'c.sqlite3'}", **dead_redis)
-    degraded = cli(fallback, "--json", "health")
+def test_health_is_1_when_the_configured_redis_does_not_answer(tmp_path: pathlib.Path) -> None:
+    env = clean_env(
+        tmp_path,
+        CACHE_ADAPTER="redis",
+        REDIS_URL="redis://127.0.0.1:1/0",
+        CACHE_DATABASE_URL=f"sqlite:///{tmp_path / 'c.sqlite3'}",
+    )
+    degraded = cli(env, "--json", "health")
     assert (degraded.returncode, json.loads(degraded.stdout)["status"]) == (1, "degraded")
-    assert json.loads(degraded.stdout)["adapter"] == "sqlite"
 
-    nothing = clean_env(tmp_path, CACHE_DATABASE_URL="postgresql://postgres@127.0.0.1:1/test", **dead_redis)
-    unhealthy = cli(nothing, "health")
+
+def test_with_no_backend_answering_health_is_2_and_commands_refuse(tmp_path: pathlib.Path) -> None:
+    # auto in production: Redis, then PostgreSQL, then only this process's memory.
+    env = clean_env(
+        tmp_path,
+        CACHE_ENVIRONMENT="production",
+        REDIS_URL="redis://127.0.0.1:1/0",
+        CACHE_DATABASE_URL="postgresql://postgres@127.0.0.1:1/test",
+    )
+    unhealthy = cli(env, "health")
     assert unhealthy.returncode == 2
     assert "unhealthy" in unhealthy.stdout
     assert "Traceback" not in unhealthy.stderr
+    cleared = cli(env, "clear")
+    assert (cleared.returncode, cleared.stdout) == (1, "")
+    assert "no configured backend answered" in cleared.stderr
 
 
 @pytest.mark.parametrize(
