@@ -93,9 +93,14 @@ class PlainGets:
         keyed: list[tuple[bytes, bytes]] | None = None
         roles = self._roles
         for name, value in scope["headers"]:
-            role = roles.get(name.lower())
+            role = roles.get(name)
             if role is None:
-                continue
+                # servers send lower-case names (ASGI asks them to); testing that is cheaper than lowering
+                if name.islower():
+                    continue
+                role = roles.get(name.lower())
+                if role is None:
+                    continue
             if role == _ASKING:
                 return None
             if role == _HOST:
