@@ -59,6 +59,7 @@ class CachePatterns:
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> CacheAside[T]: ...
     @overload
     def cache_aside(
@@ -69,6 +70,7 @@ class CachePatterns:
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> CacheAside[T]: ...
     def cache_aside(
         self,
@@ -78,9 +80,13 @@ class CachePatterns:
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> CacheAside[Any]:
-        """A handle on `key` and its loader (`CacheManager.cache_aside`): `.get()`, `.refresh()`, `.invalidate()`."""
-        return self.cache.cache_aside(key, loader, ttl=ttl, tags=tags, namespace=namespace)
+        """A handle on `key` and its loader (`CacheManager.cache_aside`): `.get()`, `.refresh()`, `.invalidate()`.
+
+        With `type`, values come back as that type (see `CacheManager.get`).
+        """
+        return self.cache.cache_aside(key, loader, ttl=ttl, tags=tags, namespace=namespace, type=type)
 
     @overload
     async def read_through(
@@ -91,6 +97,7 @@ class CachePatterns:
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> T: ...
     @overload
     async def read_through(
@@ -101,6 +108,7 @@ class CachePatterns:
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> T: ...
     async def read_through(
         self,
@@ -110,9 +118,10 @@ class CachePatterns:
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> Any:
-        """The cached value, else `loader()`'s, stored; concurrent misses load once."""
-        return await self.cache.get(key, loader, ttl=ttl, tags=tags, namespace=namespace)
+        """The cached value, else `loader()`'s, stored; concurrent misses load once; as `type` when given."""
+        return await self.cache.get(key, loader, ttl=ttl, tags=tags, namespace=namespace, type=type)
 
     async def write_through(
         self,

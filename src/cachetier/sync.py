@@ -16,12 +16,13 @@ from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from typing import Any, Generic, TypeVar
 
 from cachetier.api_types import MSetItem
-from cachetier.errors import CacheClosedError
+from cachetier.errors import CacheClosedError, DeserializationError
 from cachetier.keys import check_key, check_tags
 from cachetier.manager import CacheManager
 from cachetier.protocols import PurgeHook
 from cachetier.sentinel import MISS
 from cachetier.stats import CacheStats
+from cachetier.typed import convert
 
 _T = TypeVar("_T")
 
@@ -74,9 +75,16 @@ class SyncCache:
         return self._result(self._submit(coroutine))
 
     def get(self, key: str, loader: Callable[[], Any] | None = None, *, default: Any = None, **options: Any) -> Any:
+        """As `CacheManager.get` (options included: `ttl`, `tags`, `namespace`, `type`, ...), blocking."""
         value = self.manager.get_local(key, namespace=options.get("namespace"))
         if value is not MISS:
-            return value
+            wanted = options.get("type")
+            if wanted is None:
+                return value
+            try:
+                return convert(value, wanted)
+            except DeserializationError:
+                pass  # does not fit the type: the manager treats it as a miss (and reloads it)
         if loader is None:
             return self.run(self.manager.get(key, default=default, **options))
         return self._run_with_loader(lambda bridge: self.manager.get(key, bridge, **options), loader)
@@ -165,10 +173,15 @@ class SyncCache:
         ttl: float | None = None,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> SyncCacheAside[_T]:
-        """A reusable handle on one key and its loader: `.get()`, `.refresh()`, `.invalidate()`."""
+        """A reusable handle on one key and its loader: `.get()`, `.refresh()`, `.invalidate()`.
+
+        With `type`, values come back as that type (see `CacheManager.get`).
+        """
         check_key(key)
-        return SyncCacheAside(self, key, loader, ttl=ttl, tags=tuple(check_tags(tags)), namespace=namespace)
+        tag_tuple = tuple(check_tags(tags))
+        return SyncCacheAside(self, key, loader, ttl=ttl, tags=tag_tuple, namespace=namespace, type=type)
 
     @property
     def adapter_type(self) -> str:
@@ -217,7 +230,7 @@ class SyncCache:
 class SyncCacheAside(Generic[_T]):
     """`CacheManager.cache_aside`'s handle for blocking code: one key bound to its loader."""
 
-    __slots__ = ("_cache", "key", "loader", "namespace", "tags", "ttl")
+    __slots__ = ("_cache", "key", "loader", "namespace", "tags", "ttl", "type")
 
     def __init__(
         self,
@@ -228,6 +241,7 @@ class SyncCacheAside(Generic[_T]):
         ttl: float | None,
         tags: tuple[str, ...],
         namespace: str | None,
+        type: Any = None,
     ) -> None:
         self._cache = cache
         self.key = key
@@ -235,15 +249,22 @@ class SyncCacheAside(Generic[_T]):
         self.ttl = ttl
         self.tags = tags
         self.namespace = namespace
+        self.type = type
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"ttl": self.ttl, "tags": self.tags, "namespace": self.namespace}
+        if self.type is not None:
+            options["type"] = self.type
+        return options
 
     def get(self) -> _T:
         """The cached value, loading and storing it on a miss (single-flight; the loader runs in this thread)."""
-        value: _T = self._cache.get(self.key, self.loader, ttl=self.ttl, tags=self.tags, namespace=self.namespace)
+        value: _T = self._cache.get(self.key, self.loader, **self._options())
         return value
 
     def refresh(self) -> _T:
         """Reload and store unconditionally."""
-        value: _T = self._cache.refresh(self.key, self.loader, ttl=self.ttl, tags=self.tags, namespace=self.namespace)
+        value: _T = self._cache.refresh(self.key, self.loader, **self._options())
         return value
 
     def invalidate(self) -> bool:

@@ -18,9 +18,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backend_pairs import BACKENDS, Pair, backend_config, writer_and_reader
-from cachetier import CacheManager, DeserializationError, JsonCodec, SerializationError
+from cachetier import (
+    CacheConfig,
+    CacheManager,
+    CachePatterns,
+    DeserializationError,
+    JsonCodec,
+    SerializationError,
+    create_for_testing,
+)
 from cachetier.framing import decode_frame
 from cachetier.integrations.decorators import cache_method
+from cachetier.sync import SyncCache
 from cachetier.typed import TypedCodec, convert, return_type
 
 pydantic = pytest.importorskip("pydantic")  # in the test extra; skipped only where it cannot be installed
@@ -229,3 +238,45 @@ def test_any_order_round_trips_through_the_codec_as_itself(order: Order) -> None
     codec = JsonCodec()
     assert convert(codec.decode(codec.encode(order)), Order) == order
     assert convert(codec.decode(codec.encode([order])), list[Order]) == [order]
+
+
+# -- reads with a type, through the manager, the sync facade and the patterns --------------------
+
+
+async def test_a_value_reads_back_the_same_from_l1_and_l2(pair: Pair) -> None:
+    await pair.writer.set("p", PointTuple(1, 2))
+    assert await pair.writer.get("p") == await pair.reader.get("p") == [1, 2]  # L1, L2
+    assert await pair.writer.get("q", lambda: PointDC(1, 2)) == {"x": 1, "y": 2, "when": None}  # the loader's caller
+    assert await pair.writer.get("q") == await pair.reader.get("q") == {"x": 1, "y": 2, "when": None}
+
+
+async def test_get_with_a_type_gives_that_type_from_every_tier(pair: Pair) -> None:
+    user = User(id=1, name="Ann", joined=dt.date(2020, 1, 2))
+    assert await pair.writer.get("u", lambda: user, type=User) == user  # loaded
+    assert await pair.writer.get("u", type=User) == user  # L1
+    assert await pair.reader.get("u", type=User) == user  # L2
+    assert await pair.reader.mget(["u"], type=User) == {"u": user}
+    await pair.writer.set("stale", {"x": 1})  # an older shape
+    assert await pair.writer.get("stale", lambda: PointDC(3, 4), type=PointDC) == PointDC(3, 4)  # reloaded
+    assert await pair.reader.get("stale", type=PointDC) == PointDC(3, 4)
+
+
+async def test_cache_aside_and_read_through_take_a_type(pair: Pair) -> None:
+    point = PointStruct(1, (2, 3), Decimal("4.5"))
+    async with CachePatterns(pair.writer) as patterns:
+        handle = patterns.cache_aside("s", lambda: point, type=PointStruct)
+        assert await handle.get() == point
+        assert await handle.get() == point
+        assert await patterns.read_through("s", lambda: point, type=PointStruct) == point
+    assert await pair.reader.cache_aside("s", lambda: point, type=PointStruct).get() == point
+
+
+def test_the_sync_facade_types_l1_hits_too() -> None:
+    with SyncCache(create_for_testing(CacheConfig(adapter="sqlite"))) as cache:
+        point = PointDC(1, 2)
+        assert cache.get("p", lambda: point, type=PointDC) == point  # loaded
+        assert cache.get("p", type=PointDC) == point  # an L1 hit, served in this thread
+        assert cache.get("p") == {"x": 1, "y": 2, "when": None}
+        assert cache.cache_aside("p", lambda: point, type=PointDC).get() == point
+        cache.set("old", {"x": 1})
+        assert cache.get("old", lambda: point, type=PointDC) == point  # does not fit: reloaded
