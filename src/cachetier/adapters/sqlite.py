@@ -26,10 +26,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
-from cachetier.adapters.sqlite_connection import BUSY_TIMEOUT, enable_wal, prefix_upper_bound, quote, transaction
+from cachetier.adapters.sqlite_connection import (
+    BUSY_TIMEOUT,
+    enable_wal,
+    prefix_upper_bound,
+    prepare_storage,
+    quote,
+    shrink,
+    transaction,
+)
 from cachetier.adapters.sqlite_connection import default_sqlite_path as default_sqlite_path
 from cachetier.adapters.sqlite_connection import path_from_url as path_from_url
-from cachetier.adapters.sqlite_feed import ChangeLog, OnChange, Subscription, poll_forever
+from cachetier.adapters.sqlite_feed import ChangeLog, OnChange, subscribe
 from cachetier.adapters.sqlite_leases import SQLiteLeases
 from cachetier.errors import BackendError, CacheClosedError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry, Lease
@@ -166,20 +174,7 @@ class SQLiteAdapter:
         Nothing is reported for ":memory:" or with `change_feed=False` (no other process can write then,
         or none logs). Returns a coroutine function that stops the polling.
         """
-        subscription = Subscription(self._changes, prefix)
-        task: asyncio.Task[None] | None = None
-        if self._changes.enabled:
-            await self._run(subscription.poll)  # the position changes are reported from
-            task = asyncio.create_task(poll_forever(self._run, subscription, on_change), name="cachetier-sqlite-feed")
-            self._feeds.add(task)
-
-        async def unsubscribe() -> None:
-            if task is not None:
-                self._feeds.discard(task)
-                task.cancel()
-                await asyncio.wait([task])
-
-        return unsubscribe
+        return await subscribe(self._run, self._changes, prefix, on_change, self._feeds)
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -191,14 +186,18 @@ class SQLiteAdapter:
         """Delete expired rows and their tags; return how many entries were deleted.
 
         Each batch is its own short transaction and executor hop, so a large sweep
-        never holds the write lock or the worker thread for long.
+        never holds the write lock or the worker thread for long. When rows went,
+        the file gives its free pages back and the WAL is emptied (`shrink`).
         """
         total = 0
         while True:
             deleted = await self._run(self._purge_batch)
             total += deleted
             if deleted < _PURGE_BATCH:
-                return total
+                break
+        if total:
+            await self._run(shrink)
+        return total
 
     async def close(self) -> None:
         """Stop the cleanup task, close the connection and stop the worker thread. Idempotent."""
@@ -258,6 +257,7 @@ class SQLiteAdapter:
         # every other use stays on the worker thread.
         conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         try:
+            prepare_storage(conn)
             enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             with transaction(conn):

@@ -14,6 +14,9 @@ import platformdirs
 from cachetier.errors import ConfigError
 
 BUSY_TIMEOUT: Final = 5.0
+WAL_SIZE_LIMIT: Final = 4 << 20  # bytes the WAL file is cut back to after a checkpoint
+_SHRINK_WAIT_MS: Final = 200  # how long a shrink waits for other processes' locks before giving up
+_VACUUM_PAGES: Final = 1024  # pages freed per incremental_vacuum transaction (4 MiB with 4 KiB pages)
 _URL_PREFIX: Final = "sqlite:///"
 
 
@@ -80,3 +83,38 @@ def prefix_upper_bound(prefix: str) -> str | None:
     if 0xD800 <= following <= 0xDFFF:  # surrogates cannot be encoded; skip past them
         following = 0xE000
     return stem[:-1] + chr(following)
+
+
+def prepare_storage(conn: sqlite3.Connection) -> None:
+    """Pragmas that keep the files bounded, set before WAL and the tables.
+
+    `auto_vacuum = INCREMENTAL` only takes effect on a new, empty file (an existing
+    one keeps its mode; `VACUUM` would convert it, but rewrites the whole file under
+    an exclusive lock, so that is left to the operator).
+    """
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+
+
+def shrink(conn: sqlite3.Connection) -> None:
+    """Give free pages back to the file system and empty the WAL, best effort.
+
+    Waits at most `_SHRINK_WAIT_MS` for other processes (readers keep a WAL from
+    being reset; the next purge tries again). Runs outside any transaction.
+    """
+    conn.execute(f"PRAGMA busy_timeout = {_SHRINK_WAIT_MS}")
+    try:
+        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:  # INCREMENTAL
+            free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            while free > 0:
+                conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})").fetchall()
+                left = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                if left >= free:
+                    break
+                free = left
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT * 1000)}")

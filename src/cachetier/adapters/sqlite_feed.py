@@ -141,3 +141,27 @@ async def poll_forever(
                 except Exception:
                     logger.exception("cachetier: change feed callback failed")
         await asyncio.sleep(POLL_INTERVAL)
+
+
+async def subscribe(
+    run: Run[tuple[bool, list[str] | None]],
+    log: ChangeLog,
+    prefix: str,
+    on_change: OnChange,
+    tasks: set[asyncio.Task[None]],
+) -> Callable[[], Awaitable[None]]:
+    """Start polling for `SQLiteAdapter.subscribe_invalidations` (the task joins `tasks`); return the unsubscribe."""
+    subscription = Subscription(log, prefix)
+    task: asyncio.Task[None] | None = None
+    if log.enabled:
+        await run(subscription.poll)  # the position that changes are reported from
+        task = asyncio.create_task(poll_forever(run, subscription, on_change), name="cachetier-sqlite-feed")
+        tasks.add(task)
+
+    async def unsubscribe() -> None:
+        if task is not None:
+            tasks.discard(task)
+            task.cancel()
+            await asyncio.wait([task])
+
+    return unsubscribe
