@@ -40,6 +40,7 @@ _REDIS_GROUP: Final = {
     "password": "redis_password",
     "db": "redis_database",
     "database": "redis_database",
+    "cluster": "redis_cluster",
 }
 _DATABASE_GROUP: Final = {"url": "database_url", "table": "table_name", "table_name": "table_name"}
 _NOT_NAMESPACE: Final = re.compile(r"[^A-Za-z0-9_.-]")
@@ -139,11 +140,38 @@ def _group(name: str, group: Mapping[str, Any] | None, fields: Mapping[str, str]
 
 
 def _check_adapter(adapter: object) -> L2Adapter:
+    client = _adapter_for_client(adapter)
+    if client is not None:
+        return client
     if isinstance(adapter, str) or not all(callable(getattr(adapter, m, None)) for m in _ADAPTER_METHODS):
         raise ConfigError(
             f"adapter must be one of {', '.join(_ADAPTER_NAMES)} or an L2Adapter object (as l2=), got {adapter!r:.80}"
         )
     return adapter  # type: ignore[return-value]  # checked structurally above
+
+
+def _adapter_for_client(client: object) -> L2Adapter | None:
+    """The adapter for a redis-py asyncio client given as the backend (`Redis` or `RedisCluster`), else None.
+
+    The caller keeps ownership of the client: closing the cache leaves it open.
+    """
+    module = type(client).__module__
+    if not module.startswith("redis."):
+        return None
+    if not module.startswith("redis.asyncio"):
+        raise ConfigError(f"cachetier needs a redis.asyncio client, got {module}.{type(client).__name__}")
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        from cachetier.adapters.redis_cluster import RedisClusterAdapter
+
+        return RedisClusterAdapter(client)
+    if isinstance(client, Redis):
+        from cachetier.adapters.redis import RedisAdapter
+
+        return RedisAdapter(client)
+    return None
 
 
 def create_for_testing(config: CacheConfig | None = None, **overrides: Any) -> CacheManager:

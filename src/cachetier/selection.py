@@ -1,10 +1,16 @@
 """Choosing the L2 backend from the config, and falling back instead of failing.
 
 The choice is made on first use (or `await cache.start()`), because it needs
-to reach the servers and `create_cache()` is synchronous. Each candidate is
-pinged with a short timeout; an unreachable one is closed, logged, and the
-next is tried. The in-process memory adapter is the last resort, so a cache
-always starts.
+to reach the servers and `create_cache()` is synchronous. With `adapter="auto"`
+each candidate is pinged with a short timeout; an unreachable one is closed,
+logged, and the next is tried. The in-process memory adapter is the last
+resort, so a cache always starts (and its health check says `degraded`).
+
+An explicit choice (`redis`, `postgres`, `database`, `sqlite`) is obeyed: its
+settings are checked when the manager is built (a malformed or unsupported
+Redis URL raises `ConfigError` there), and a backend that does not answer at
+start is kept, degraded, and used as soon as it answers; never a silent switch
+to another store.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any
 from cachetier.adapters.memory import MemoryAdapter
 from cachetier.config import CacheConfig
 from cachetier.drivers import require_backend
-from cachetier.errors import BackendError
+from cachetier.errors import BackendError, ConfigError
 from cachetier.protocols import L2Adapter, L2Entry
+from cachetier.redis_urls import check_redis_url, is_cluster_url
 
 logger = logging.getLogger("cachetier")
 
@@ -34,39 +41,59 @@ class Candidate:
     """One backend to try: how to build it and the reason reported when it is chosen.
 
     `driver` names a backend whose driver is an optional extra (`redis`, `postgres`).
+    A `required` candidate (an explicit choice) is used even when it does not answer at start.
     """
 
     name: str
     build: Callable[[], L2Adapter]
     reason: str
     driver: str | None = None
+    required: bool = False
 
 
 def is_postgres_url(url: str | None) -> bool:
     return bool(url) and str(url).split("://", 1)[0] in {"postgres", "postgresql", "postgresql+asyncpg"}
 
 
-def redis_candidate(config: CacheConfig, reason: str) -> Candidate:
+def uses_redis_cluster(config: CacheConfig) -> bool:
+    """Cluster mode: `redis_cluster=True`, a ``redis+cluster://`` URL, or ``?cluster=true``."""
+    return config.redis_cluster or is_cluster_url(config.redis_url)
+
+
+def redis_candidate(config: CacheConfig, reason: str, *, required: bool = False) -> Candidate:
+    """Redis, or Redis Cluster in cluster mode; a `required` one has its URL checked now (`ConfigError`)."""
+    cluster = uses_redis_cluster(config)
+    if required and config.redis_url:
+        check_redis_url(config.redis_url, cluster=cluster)
+    if required and cluster and config.redis_database != 0:
+        raise ConfigError("a Redis Cluster has database 0 only (redis_database must be 0)")
+
     def build() -> L2Adapter:
         require_backend("redis", reason)
+        if config.redis_url:
+            check_redis_url(config.redis_url, cluster=cluster)
+        if cluster:
+            from cachetier.adapters.redis_cluster import RedisClusterAdapter
+
+            return RedisClusterAdapter.from_config(config)
         from cachetier.adapters.redis import RedisAdapter
 
         return RedisAdapter.from_config(config)
 
-    return Candidate("redis", build, reason, driver="redis")
+    return Candidate("redis-cluster" if cluster else "redis", build, reason, driver="redis", required=required)
 
 
-def postgres_candidate(config: CacheConfig, reason: str) -> Candidate:
+def postgres_candidate(config: CacheConfig, reason: str, *, required: bool = False) -> Candidate:
     def build() -> L2Adapter:
         require_backend("postgres", reason)
         from cachetier.adapters.postgres import PostgresAdapter
 
         return PostgresAdapter.from_config(config)
 
-    return Candidate("postgres", build, reason, driver="postgres")
+    return Candidate("postgres", build, reason, driver="postgres", required=required)
 
 
-def sqlite_candidate(config: CacheConfig, reason: str) -> Candidate:
+def sqlite_candidate(config: CacheConfig, reason: str, *, required: bool = False) -> Candidate:
     def build() -> L2Adapter:
         from cachetier.adapters.sqlite import SQLiteAdapter, default_sqlite_path, path_from_url
 
@@ -74,13 +101,13 @@ def sqlite_candidate(config: CacheConfig, reason: str) -> Candidate:
         path = path_from_url(url) if url and url.startswith("sqlite:") else default_sqlite_path()
         return SQLiteAdapter(path, table_name=config.table_name, cleanup_interval=config.cleanup_interval)
 
-    return Candidate("sqlite", build, reason)
+    return Candidate("sqlite", build, reason, required=required)
 
 
-def database_candidate(config: CacheConfig, why: str) -> Candidate:
+def database_candidate(config: CacheConfig, why: str, *, required: bool = False) -> Candidate:
     if is_postgres_url(config.database_url):
-        return postgres_candidate(config, f"{why}; DATABASE_URL is PostgreSQL")
-    return sqlite_candidate(config, f"{why}; no PostgreSQL URL, using the embedded SQLite file")
+        return postgres_candidate(config, f"{why}; DATABASE_URL is PostgreSQL", required=required)
+    return sqlite_candidate(config, f"{why}; no PostgreSQL URL, using the embedded SQLite file", required=required)
 
 
 def candidates(config: CacheConfig) -> list[Candidate]:
@@ -89,16 +116,13 @@ def candidates(config: CacheConfig) -> list[Candidate]:
     if choice == "memory":
         return [Candidate("memory", MemoryAdapter, "CACHE_ADAPTER=memory")]
     if choice == "sqlite":
-        return [sqlite_candidate(config, "CACHE_ADAPTER=sqlite")]
+        return [sqlite_candidate(config, "CACHE_ADAPTER=sqlite", required=True)]
     if choice == "postgres":
-        return [
-            postgres_candidate(config, "CACHE_ADAPTER=postgres"),
-            sqlite_candidate(config, "PostgreSQL unreachable"),
-        ]
+        return [postgres_candidate(config, "CACHE_ADAPTER=postgres", required=True)]
     if choice == "database":
-        return [database_candidate(config, "CACHE_ADAPTER=database")]
+        return [database_candidate(config, "CACHE_ADAPTER=database", required=True)]
     if choice == "redis":
-        return [redis_candidate(config, "CACHE_ADAPTER=redis"), database_candidate(config, "Redis unreachable")]
+        return [redis_candidate(config, "CACHE_ADAPTER=redis", required=True)]
     # auto
     if config.environment == "production" and config.redis_configured:
         return [
@@ -134,6 +158,12 @@ async def connect_first_reachable(options: Sequence[Candidate]) -> tuple[L2Adapt
             adapter = candidate.build()
             await asyncio.wait_for(adapter.ping(), PING_TIMEOUT)
         except Exception as exc:
+            if candidate.required and adapter is not None:
+                # An explicit choice is kept: it reconnects by itself, and until then the manager degrades.
+                logger.warning("cachetier: %s backend does not answer at start (%s); degraded", candidate.name, exc)
+                return adapter, f"{candidate.reason}; not answering at start ({type(exc).__name__}: {exc})"
+            if candidate.required:
+                raise
             failures.append(f"{candidate.name}: {type(exc).__name__}: {exc}")
             logger.warning("cachetier: %s backend unavailable at start (%s); trying the next", candidate.name, exc)
             if adapter is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,12 +13,6 @@ from cachetier.testing import L2ContractSuite
 from cluster_servers import RedisClusterServers
 
 
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[RedisClusterServers]:
-    with RedisClusterServers() as servers:
-        yield servers
-
-
 @pytest.fixture
 def prefix() -> str:
     return f"cluster-test-{uuid.uuid4().hex[:12]}:"
@@ -26,8 +20,8 @@ def prefix() -> str:
 
 class TestRedisClusterAdapterContract(L2ContractSuite):
     @pytest.fixture
-    async def adapter(self, cluster: RedisClusterServers, prefix: str) -> AsyncIterator[L2Adapter]:
-        adapter = RedisClusterAdapter.from_url(cluster.url)
+    async def adapter(self, redis_cluster: RedisClusterServers, prefix: str) -> AsyncIterator[L2Adapter]:
+        adapter = RedisClusterAdapter.from_url(redis_cluster.url)
         yield adapter
         await adapter.clear(prefix)
         await adapter.close()

@@ -10,7 +10,7 @@ import socket
 import asyncpg
 import pytest
 
-from cachetier import CacheConfig, create_cache, create_for_testing
+from cachetier import CacheConfig, create_cache, create_for_testing, create_health_check
 
 
 def closed_port() -> int:
@@ -65,16 +65,19 @@ async def test_auto_in_development_without_urls_uses_embedded_sqlite(sqlite_url:
         assert "embedded SQLite" in cache.selection_reason
 
 
-async def test_unreachable_postgres_falls_back_to_sqlite(sqlite_url: str) -> None:
+async def test_explicit_postgres_that_does_not_answer_is_kept_degraded_not_swapped_for_sqlite() -> None:
     config = CacheConfig(adapter="postgres", database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/test")
     async with create_cache(config) as cache:
-        assert cache.adapter_type == "sqlite"
-        assert "fallback" in cache.selection_reason
+        assert cache.adapter_type == "postgres"
+        assert "not answering at start" in cache.selection_reason
+        assert (await create_health_check(cache)())["status"] == "degraded"
+        await cache.set("k", "kept in L1")
+        assert await cache.get("k") == "kept in L1"
 
 
-async def test_nothing_reachable_falls_back_to_memory() -> None:
+async def test_nothing_reachable_in_auto_falls_back_to_memory() -> None:
     config = CacheConfig(
-        adapter="redis",
+        environment="production",
         redis_url=f"redis://127.0.0.1:{closed_port()}/0",
         database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/test",
     )

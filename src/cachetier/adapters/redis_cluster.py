@@ -49,9 +49,8 @@ flight would lose its key).
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, cast
 
 from redis.asyncio.cluster import RedisCluster
@@ -66,40 +65,26 @@ from cachetier.adapters.redis_cluster_batch import (
     run_script,
     run_scripts,
 )
+from cachetier.adapters.redis_cluster_calls import (
+    TICKET_MS,
+    by_slot,
+    glob_escape,
+    index_calls,
+    ms,
+    plain_calls,
+    ticket_call,
+    triples,
+    write_calls,
+)
 from cachetier.adapters.redis_cluster_connection import cluster_client, cluster_options_from_url
-from cachetier.adapters.redis_cluster_names import TAG_INDEX, TAG_MARK, companions, internal, parse_internal, slot_of
+from cachetier.adapters.redis_cluster_names import TAG_INDEX, TAG_MARK, companions, internal, parse_internal
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry, Lease
 
-TICKET_MS: Final = 5_000  # a write's ticket outlives any normal write; a slower one stores nothing
 MARK_MIN_MS: Final = 600_000  # marks outlive every lease drawn before them (longer leases raise it)
 _PURGE_CHUNK: Final = 300  # keys per purge script: a longer script holds its node up longer
-_PLAIN_CHUNK: Final = 500
 _SCAN_COUNT: Final = 1000
-
-
-def _ms(ttl: float) -> int:
-    return max(1, math.ceil(ttl * 1000))
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
-
-
-def _by_slot(keys: Iterable[str]) -> dict[int, list[str]]:
-    groups: dict[int, list[str]] = defaultdict(list)
-    for key in keys:
-        groups[slot_of(key)].append(key)
-    return groups
-
-
-def _triples(keys: Sequence[str]) -> list[str]:
-    names: list[str] = []
-    for key in keys:
-        names.append(key)
-        names.extend(companions(key))
-    return names
 
 
 class RedisClusterAdapter:
@@ -116,6 +101,22 @@ class RedisClusterAdapter:
         self._tokens = TokenSupply(client)
         self._longest_lease_ms = 0
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._initialized = False
+        self._initializing = asyncio.Lock()
+
+    async def _ready(self) -> None:
+        """Discover the cluster before the first command, once.
+
+        redis-py discovers it on first use, but when many calls make the first use
+        together, each may start the discovery and drop connections the others are
+        using; their retries then repeat commands (an INCR counted twice).
+        """
+        if self._initialized:
+            return
+        async with self._initializing:
+            if not self._initialized:
+                await self._client.initialize()
+                self._initialized = True
 
     @property
     def client(self) -> RedisCluster:
@@ -148,6 +149,7 @@ class RedisClusterAdapter:
 
     async def get(self, key: str) -> bytes | None:
         try:
+            await self._ready()
             return cast(bytes | None, await self._client.get(key))
         except RedisError as exc:
             raise _backend_error("get", exc) from exc
@@ -156,8 +158,9 @@ class RedisClusterAdapter:
         """One MGET per slot, pipelined: one round trip per node."""
         if not keys:
             return []
-        groups = _by_slot(dict.fromkeys(keys))
+        groups = by_slot(dict.fromkeys(keys))
         try:
+            await self._ready()
             replies = await run_commands(self._client, [("MGET", *group) for group in groups.values()])
         except RedisError as exc:
             raise _backend_error("mget", exc) from exc
@@ -168,6 +171,7 @@ class RedisClusterAdapter:
 
     async def exists(self, key: str) -> bool:
         try:
+            await self._ready()
             return bool(await self._client.exists(key))
         except RedisError as exc:
             raise _backend_error("exists", exc) from exc
@@ -184,88 +188,50 @@ class RedisClusterAdapter:
         if not latest:
             return
         try:
+            await self._ready()
             plain = [entry for entry in latest if not entry.tags]
             tagged = [entry for entry in latest if entry.tags]
             tickets = [str(await self._tokens.take()) for _ in tagged]
             await run_scripts(
                 self._client,
                 [
-                    *self._plain_calls(plain),
-                    *[self._ticket_call(e.key, t) for e, t in zip(tagged, tickets, strict=True)],
+                    *plain_calls(plain),
+                    *[ticket_call(e.key, t) for e, t in zip(tagged, tickets, strict=True)],
                 ],
             )
             if tagged:
-                await run_scripts(self._client, self._index_calls(tagged, 0, TICKET_MS))
-                await run_scripts(self._client, self._write_calls(tagged, tickets, drop_on_loss=True))
+                await run_scripts(self._client, index_calls(tagged, 0, TICKET_MS))
+                await run_scripts(self._client, write_calls(tagged, tickets, drop_on_loss=True))
         except RedisError as exc:
             raise _backend_error("set", exc) from exc
 
-    @staticmethod
-    def _plain_calls(entries: Sequence[L2Entry]) -> list[Call]:
-        groups: dict[int, list[L2Entry]] = defaultdict(list)
-        for entry in entries:
-            groups[slot_of(entry.key)].append(entry)
-        calls: list[Call] = []
-        for group in groups.values():
-            for start in range(0, len(group), _PLAIN_CHUNK):
-                chunk = group[start : start + _PLAIN_CHUNK]
-                args = [arg for entry in chunk for arg in (entry.value, _ms(entry.ttl))]
-                calls.append((scripts.SET_PLAIN, _triples([entry.key for entry in chunk]), args))
-        return calls
-
-    @staticmethod
-    def _ticket_call(key: str, ticket: str) -> Call:
-        return (scripts.GRANT_TICKET, [companions(key)[1]], [ticket, TICKET_MS])
-
-    @staticmethod
-    def _index_calls(entries: Sequence[L2Entry], token: int, slack_ms: int) -> list[Call]:
-        members: dict[str, list[Any]] = defaultdict(list)
-        for entry in entries:
-            for tag in dict.fromkeys(entry.tags):
-                members[tag] += [_ms(entry.ttl), entry.key]
-        return [
-            (scripts.INDEX_ADD, [internal(TAG_INDEX, tag), internal(TAG_MARK, tag)], [token, slack_ms, *pairs])
-            for tag, pairs in members.items()
-        ]
-
-    @staticmethod
-    def _write_calls(entries: Sequence[L2Entry], tickets: Sequence[str], *, drop_on_loss: bool) -> list[Call]:
-        groups: dict[int, list[tuple[L2Entry, str]]] = defaultdict(list)
-        for entry, ticket in zip(entries, tickets, strict=True):
-            groups[slot_of(entry.key)].append((entry, ticket))
-        calls: list[Call] = []
-        for group in groups.values():
-            args: list[Any] = []
-            for entry, ticket in group:
-                tags = list(dict.fromkeys(entry.tags))
-                args += [ticket, entry.value, _ms(entry.ttl), "1" if drop_on_loss else "0", len(tags), *tags]
-            calls.append((scripts.WRITE, _triples([entry.key for entry, _ in group]), args))
-        return calls
-
     async def delete(self, key: str) -> bool:
         try:
-            return bool(await run_script(self._client, scripts.UNLINK_ENTRIES, _triples([key]), []))
+            await self._ready()
+            return bool(await run_script(self._client, scripts.UNLINK_ENTRIES, triples([key]), []))
         except RedisError as exc:
             raise _backend_error("delete", exc) from exc
 
     async def expire(self, key: str, ttl: float) -> bool:
         """Reset a live key's TTL (raising its tags' index scores first); False when absent."""
-        names = _triples([key])
+        names = triples([key])
         try:
+            await self._ready()
             ticket = str(await self._tokens.take())
-            begun = await run_script(self._client, scripts.EXPIRE_BEGIN, names, [ticket, TICKET_MS, _ms(ttl)])
+            begun = await run_script(self._client, scripts.EXPIRE_BEGIN, names, [ticket, TICKET_MS, ms(ttl)])
             if not isinstance(begun, list):
                 return bool(begun)
             tags = [tag.decode() for tag in begun]
-            await run_scripts(self._client, self._index_calls([L2Entry(key, b"", ttl, tags)], 0, TICKET_MS))
-            return bool(await run_script(self._client, scripts.EXPIRE_END, names, [ticket, _ms(ttl)]))
+            await run_scripts(self._client, index_calls([L2Entry(key, b"", ttl, tags)], 0, TICKET_MS))
+            return bool(await run_script(self._client, scripts.EXPIRE_END, names, [ticket, ms(ttl)]))
         except RedisError as exc:
             raise _backend_error("expire", exc) from exc
 
     async def incr(self, key: str, by: int, ttl: float) -> int:
         """INCRBY, creating a missing key at 0 with `ttl`, in one script (revokes the key's lease)."""
         try:
-            return int(await run_script(self._client, scripts.INCR, [key, companions(key)[1]], [by, _ms(ttl)]))
+            await self._ready()
+            return int(await run_script(self._client, scripts.INCR, [key, companions(key)[1]], [by, ms(ttl)]))
         except ResponseError as exc:
             if "not an integer" in str(exc):
                 raise NotAnIntegerError(f"value at {key!r} is not an integer (or would overflow 64 bits)") from exc
@@ -277,9 +243,10 @@ class RedisClusterAdapter:
 
     async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
         """The value, a new lease (one round trip), or busy while another client holds the key's lease."""
-        lease_ms = _ms(lease_ttl)
+        lease_ms = ms(lease_ttl)
         self._longest_lease_ms = max(self._longest_lease_ms, lease_ms)
         try:
+            await self._ready()
             token = await self._tokens.take()
             reply = await run_script(self._client, scripts.GRANT, [key, companions(key)[1]], [token, lease_ms])
         except RedisError as exc:
@@ -292,14 +259,15 @@ class RedisClusterAdapter:
         """Store while `token` holds the key's lease and no tag was invalidated since it was drawn."""
         entry = L2Entry(key, value, ttl, tags)
         try:
+            await self._ready()
             if tags:
                 slack = max(self._longest_lease_ms, TICKET_MS)
-                accepted = await run_scripts(self._client, self._index_calls([entry], token, slack))
+                accepted = await run_scripts(self._client, index_calls([entry], token, slack))
                 if not all(accepted):
                     self._tokens.drop()  # our block predates an invalidation: later leases would be refused too
                     await run_script(self._client, scripts.RELEASE, [companions(key)[1]], [token])
                     return False
-            written = await run_scripts(self._client, self._write_calls([entry], [str(token)], drop_on_loss=False))
+            written = await run_scripts(self._client, write_calls([entry], [str(token)], drop_on_loss=False))
         except RedisError as exc:
             raise _backend_error("set", exc) from exc
         return bool(written[0][0])
@@ -312,6 +280,7 @@ class RedisClusterAdapter:
         if not unique:
             return 0
         try:
+            await self._ready()
             mark = await draw_from_clock(self._client, 1)
             self._tokens.drop(below=mark)
             mark_ms = max(MARK_MIN_MS, 2 * self._longest_lease_ms)
@@ -324,18 +293,19 @@ class RedisClusterAdapter:
             )
             keys = dict.fromkeys(member.decode() for members in popped for member in members)
             calls: list[Call] = []
-            for group in _by_slot(keys).values():
+            for group in by_slot(keys).values():
                 for start in range(0, len(group), _PURGE_CHUNK):
-                    calls.append((scripts.PURGE, _triples(group[start : start + _PURGE_CHUNK]), [0, 0, *unique]))
+                    calls.append((scripts.PURGE, triples(group[start : start + _PURGE_CHUNK]), [0, 0, *unique]))
             return sum(int(removed) for removed in await run_scripts(self._client, calls))
         except RedisError as exc:
             raise _backend_error("invalidate_tags", exc) from exc
 
     async def clear(self, prefix: str) -> int:
         """Remove every entry under `prefix` with its tag list and lease (SCAN on every primary); count entries."""
-        escaped = _glob_escape(prefix)
+        escaped = glob_escape(prefix)
         keys: dict[str, None] = {}
         try:
+            await self._ready()
             async for name in self._client.scan_iter(match=escaped + "*", count=_SCAN_COUNT):
                 text = name.decode()
                 if parse_internal(text) is None:
@@ -345,9 +315,9 @@ class RedisClusterAdapter:
                 if parsed is not None and parsed[1].startswith(prefix):
                     keys[parsed[1]] = None
             calls: list[Call] = []
-            for group in _by_slot(keys).values():
+            for group in by_slot(keys).values():
                 for start in range(0, len(group), _PURGE_CHUNK):
-                    calls.append((scripts.UNLINK_ENTRIES, _triples(group[start : start + _PURGE_CHUNK]), []))
+                    calls.append((scripts.UNLINK_ENTRIES, triples(group[start : start + _PURGE_CHUNK]), []))
             return sum(int(removed) for removed in await run_scripts(self._client, calls))
         except RedisError as exc:
             raise _backend_error("clear", exc) from exc
@@ -357,6 +327,7 @@ class RedisClusterAdapter:
     async def ping(self) -> None:
         """Return when every primary answers."""
         try:
+            await self._ready()
             await self._client.ping(target_nodes=RedisCluster.PRIMARIES)
         except RedisError as exc:
             raise _backend_error("ping", exc) from exc
@@ -364,6 +335,7 @@ class RedisClusterAdapter:
     async def stats(self) -> dict[str, Any]:
         """Keys and memory summed over the primaries, and how many there are."""
         try:
+            await self._ready()
             primaries = self._client.get_primaries()
             sizes = await self._client.dbsize(target_nodes=RedisCluster.PRIMARIES)
             memory = await self._client.info("memory", target_nodes=RedisCluster.PRIMARIES)

@@ -25,18 +25,6 @@ from redis.exceptions import RedisClusterException
 from cachetier.errors import ConfigError
 
 CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-_TRUE: Final = {"1", "true", "yes", "on"}
-
-
-def is_cluster_url(url: str | None) -> bool:
-    """True for ``redis+cluster://``/``rediss+cluster://`` URLs and Redis URLs with ``cluster=true``."""
-    if not url:
-        return False
-    parts = urlsplit(url)
-    if parts.scheme in CLUSTER_SCHEMES:
-        return True
-    query = dict(parse_qsl(parts.query))
-    return parts.scheme in {"redis", "rediss"} and query.get("cluster", "").lower() in _TRUE
 
 
 def _nodes(netloc: str, url: str) -> list[tuple[str, int]]:
