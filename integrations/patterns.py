@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypeVar, cast, overload
 
 from cachetier import CacheAside, CacheManager, InvalidTTLError, Loader
+from cachetier.typed import convert
 
 __all__ = ["CachePatterns"]
 
@@ -155,10 +156,12 @@ class CachePatterns:
         refresh_ratio: float = 0.8,
         tags: Iterable[str] | None = None,
         namespace: str | None = None,
+        type: Any = None,
     ) -> T:
         """The cached value; once older than `refresh_ratio * ttl` seconds it is reloaded in the background.
 
         `loader` is async: reloads run as tasks on the caller's event loop.
+        With `type`, the value comes back as that type (see `CacheManager.get`).
 
         Callers keep getting the cached value while one background task per key
         reloads it, so a hot key never expires into a miss. A miss loads in the
@@ -169,6 +172,7 @@ class CachePatterns:
 
         Raises:
             InvalidTTLError: `ttl` is not positive, or `refresh_ratio` is not in (0, 1].
+            DeserializationError: the cached value does not fit `type` (invalidate it, or let it expire).
         """
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
             raise InvalidTTLError(f"refresh_ahead needs a positive ttl in seconds, got {ttl!r}")
@@ -188,7 +192,7 @@ class CachePatterns:
         value, loaded_at = unwrapped
         if time.time() - loaded_at >= refresh_ratio * ttl:
             self._schedule(key, namespace, loaded_at, load, ttl, tag_list)
-        return cast(T, value)
+        return cast(T, value if type is None else convert(value, type))
 
     def _schedule(
         self,

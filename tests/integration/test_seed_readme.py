@@ -2,8 +2,7 @@
 
 Each test is one README section, in its order, written as a user coming from the
 seed would write it. The Python names are in the README table "Coming from the
-TypeScript cache". Waiting for the manager (see the issue-13 report): the
-seed's `mset([{key, value, options}])` entries; they are left out here, not skipped.
+TypeScript cache".
 """
 
 from __future__ import annotations
@@ -66,9 +65,11 @@ class Database:
 async def test_get_with_a_loader_set_with_ttl_and_tags_delete_exists_expire(cache: CacheManager) -> None:
     db = Database()
     # const user = await cache.get('user:123', () => db.getUser(123), { ttl: 3600, tags: ['users'] });
-    user = await cache.get("user:123", lambda: db.get_user(123), ttl=3600, tags=["users"])
+    # (TypeScript's get<User> is `type=User`: the value comes back as a User from every tier)
+    user = await cache.get("user:123", lambda: db.get_user(123), ttl=3600, tags=["users"], type=User)
     assert user == User(123, "user 123")
-    await cache.get("user:123", lambda: db.get_user(123), ttl=3600, tags=["users"])
+    assert await cache.get("user:123", type=User) == user
+    assert await cache.get("user:123") == {"id": 123, "name": "user 123"}  # without a type: as JSON gives it
     assert db.queries == 1
     # await cache.set('user:123', user, { ttl: 3600, tags: ['users', 'user:123'] });
     await cache.set("user:124", {"id": 124, "name": "John"}, ttl=3600, tags=["users", "user:124"])
@@ -91,6 +92,10 @@ async def test_mget_and_mset(cache: CacheManager) -> None:
     await cache.mset({"a": 1, "b": 2})
     await cache.mset([("c", 3), ("d", 4, {"ttl": 60, "tags": ["letters"]})])
     assert await cache.mget(["a", "b", "c", "d", "missing"]) == {"a": 1, "b": 2, "c": 3, "d": 4}
+    # await cache.mset([{ key: 'e', value: 5, options: { ttl: 60, tags: ['letters'] } }, { key: 'f', value: 6 }]);
+    await cache.mset([{"key": "e", "value": 5, "options": {"ttl": 60, "tags": ["letters"]}}, {"key": "f", "value": 6}])
+    assert await cache.mget(["e", "f"]) == {"e": 5, "f": 6}
+    assert await cache.invalidate_by_tag("letters") == 2
 
 
 async def test_tag_invalidation_and_clear(cache: CacheManager) -> None:
@@ -103,6 +108,10 @@ async def test_tag_invalidation_and_clear(cache: CacheManager) -> None:
     assert await cache.mget(["user:1", "user:2", "post:1", "other"]) == {"other": 4}
     assert await cache.clear() == 1
     assert await cache.get("other") is None
+    # Tags belong to the cache: an entry stored under another key namespace is reached too.
+    await cache.set("report", 5, namespace="reports", tags=["users"])
+    assert await cache.invalidate_by_tag("users") == 1
+    assert await cache.get("report", namespace="reports") is None
 
 
 # -- Monitoring ----------------------------------------------------------------------------------
@@ -125,11 +134,13 @@ async def test_stats_health_and_adapter_type(cache: CacheManager, config: CacheC
 
 async def test_refresh_and_cache_aside(cache: CacheManager) -> None:
     db = Database()
-    aside = cache.cache_aside("user:7", lambda: db.get_user(7), ttl=600, tags=["users"])
+    aside = cache.cache_aside("user:7", lambda: db.get_user(7), ttl=600, tags=["users"], type=User)
     assert await aside.get() == User(7, "user 7")
     assert await aside.get() == User(7, "user 7")
     assert db.queries == 1
-    assert await cache.refresh("user:7", lambda: db.get_user(7), ttl=600, tags=["users"]) == User(7, "user 7")
+    assert await cache.refresh("user:7", lambda: db.get_user(7), ttl=600, tags=["users"], type=User) == User(
+        7, "user 7"
+    )
     assert db.queries == 2
     assert await aside.invalidate() is True
 
@@ -233,12 +244,15 @@ async def test_cache_patterns(cache: CacheManager) -> None:
         saved.append(user)
 
     async with CachePatterns(cache) as patterns:
-        assert await patterns.cache_aside("user:1", lambda: db.get_user(1), ttl=300).get() == User(1, "user 1")
-        assert await patterns.read_through("user:2", lambda: db.get_user(2), ttl=300) == User(2, "user 2")
-        assert await patterns.read_through("user:2", lambda: db.get_user(2), ttl=300) == User(2, "user 2")
+        aside = patterns.cache_aside("user:1", lambda: db.get_user(1), ttl=300, type=User)
+        assert await aside.get() == User(1, "user 1")
+        for _ in range(2):
+            assert await patterns.read_through("user:2", lambda: db.get_user(2), ttl=300, type=User) == User(
+                2, "user 2"
+            )
         assert db.queries == 2
         new = User(3, "Ann")
         assert await patterns.write_through("user:3", new, save, ttl=300) == new
         assert saved == [new]
-        hot = await patterns.refresh_ahead("hot", lambda: db.get_user(4), ttl=60, refresh_ratio=0.5)
+        hot = await patterns.refresh_ahead("hot", lambda: db.get_user(4), ttl=60, refresh_ratio=0.5, type=User)
         assert hot == User(4, "user 4")
