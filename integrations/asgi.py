@@ -4,7 +4,7 @@ Pure ASGI (no `BaseHTTPMiddleware`). The caching rules live in
 `cachetier.integrations.http_cache`; this module only moves ASGI messages and
 awaits the cache. `X-Cache` on every response says what happened: HIT, MISS,
 STALE (served stale), REVALIDATED (validated with the app, stored body
-served) or BYPASS (not a cacheable request). stale-while-revalidate
+served) or BYPASS (neither stored nor served from storage). stale-while-revalidate
 refreshes in an asyncio task owned by the middleware (`await
 middleware.wait_background()` waits for them).
 """

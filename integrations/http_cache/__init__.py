@@ -17,16 +17,19 @@ memoises parsed stored values, and `asgi_scope` reads ASGI scopes, including
 the keys of the plain GETs whose fresh hits the ASGI driver serves on a
 short path.
 
-`X-Cache` says what happened: HIT (fresh, from storage), MISS (from the app),
-STALE (stale from storage: max-stale, stale-while-revalidate, stale-if-error),
-REVALIDATED (the app answered 304; stored body served) or BYPASS (a method
-that is never looked up). `Age` is on every response served from storage.
+`X-Cache` says what happened: HIT (fresh, from storage), MISS (from the app,
+stored), STALE (stale from storage: max-stale, stale-while-revalidate,
+stale-if-error), REVALIDATED (the app answered 304; stored body served) or
+BYPASS (neither stored nor served from storage: another method, a credentialed
+request, an untrusted forwarding field, an unstorable response or one the cache
+refused). `Age` is on every response served from storage. `request` holds what
+makes a request unsafe to share, `ranges` the Range rules, `cache_calls` the
+drivers' fault-tolerant cache calls.
 
-Known limits: partial content (206) is never stored, and a stored 200 is
-served whole to Range requests (RFC 9110 allows ignoring Range); a 304 is
-applied to the entry whose validators were sent without re-checking its ETag
-(RFC 9111 4.3.4 selection); `Warning` is not generated (obsoleted by RFC 9111);
-the key ignores the scheme; two processes adding different variants of one
-URL at the same instant can drop one from the variant index (it is re-added
-on its next miss).
+Known limits: partial content is stored only when one 206 holds the whole
+representation (parts are never combined); a 304 is applied to the entry whose
+validators were sent without re-checking its ETag (RFC 9111 4.3.4 selection);
+`Warning` is not generated (obsoleted by RFC 9111); two processes adding
+different variants of one URL at the same instant can drop one from the variant
+index (it is re-added on its next miss).
 """
