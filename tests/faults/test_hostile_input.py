@@ -95,6 +95,9 @@ def hostile_calls(cache: CacheManager) -> list[tuple[str, Callable[[], Awaitable
         add(f"expire({key!r:.20})", lambda key=key: cache.expire(key, 10))
         add(f"delete({key!r:.20})", lambda key=key: cache.delete(key))
         add(f"cache_aside({key!r:.20})", sync(lambda key=key: cache.cache_aside(key, loader)))
+    add("mset([5])", lambda: cache.mset([5]))  # type: ignore[list-item]
+    add("mset([('k',)])", lambda: cache.mset([("k",)]))  # type: ignore[list-item]
+    add("mset([('k', 1, 5)])", lambda: cache.mset([("k", 1, 5)]))  # type: ignore[list-item]
     for tags in BAD_TAG_LISTS:
         add(f"set(tags={tags!r:.20})", lambda tags=tags: cache.set(fresh("set"), 1, tags=tags))
         add(f"get(loader, tags={tags!r:.20})", lambda tags=tags: cache.get(fresh("get"), loader, tags=tags))
@@ -167,6 +170,25 @@ async def test_every_public_method_raises_a_cache_error_for_bad_input_and_l2_sta
     assert await cache.invalidate_by_tag("t") == 1
     assert await cache.get("after") is None
     assert (await cache.get_stats()).l2.errors == 0
+
+
+@pytest.mark.xfail(strict=True, reason="manager.py: mget/mset iterate a non-iterable, get calls a non-callable loader")
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda cache: cache.mget(5),
+        lambda cache: cache.mget(None),
+        lambda cache: cache.mset(5),
+        lambda cache: cache.get("fresh-loader", 5),
+    ],
+    ids=["mget(5)", "mget(None)", "mset(5)", "get(key, loader=5)"],
+)
+@pytest.mark.parametrize("backend", ["memory"], indirect=True)
+async def test_containers_and_loaders_of_the_wrong_type_raise_cache_errors(
+    backend: Backend, call: Callable[[CacheManager], Awaitable[Any]]
+) -> None:
+    with pytest.raises(CacheError):
+        await call(backend.cache)
 
 
 @pytest.mark.parametrize("key", [SURROGATE, "\udfff", "ok\ud83d\ude00\ud800"])
