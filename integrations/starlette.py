@@ -42,7 +42,7 @@ def cache_lifespan(
     lifespan: Lifespan | None = None,
     close: bool = True,
     set_default: bool = True,
-) -> Callable[[Any], contextlib.AbstractAsyncContextManager[Mapping[str, Any] | None]]:
+) -> Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]:
     """A lifespan for `Starlette(lifespan=...)` / `FastAPI(lifespan=...)`.
 
     On startup it builds the cache (`cache` itself, a factory, or `create_cache()`
@@ -51,7 +51,8 @@ def cache_lifespan(
     with `set_default` makes it the decorators' default. Then it runs `lifespan`
     (the app's own, if any) inside. On shutdown the cache is closed (unless
     `close=False`) after the inner lifespan finished. State the inner lifespan
-    yields is passed on.
+    yields is passed on (typed `Any` so both Starlette's and FastAPI's lifespan
+    signatures accept it).
     """
 
     @contextlib.asynccontextmanager
