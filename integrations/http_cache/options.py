@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 from cachetier import ConfigError
 from cachetier.integrations.cdn import render_tag_headers
 from cachetier.integrations.http_cache.freshness import Heuristics
+from cachetier.integrations.http_cache.request import FORWARDING_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +72,9 @@ class Settings(TypedDict, total=False):
         from storage nor stored unless the response may be shared (`public`, `s-maxage`, or a `Vary`
         naming that field; `Authorization` also needs RFC 9111 3.5's public/s-maxage/must-revalidate).
         On: only RFC 9111 3.5 applies (for apps whose cookies never change a page).
-    trusted_forwarding_headers: forwarding fields (`X-Forwarded-Host`, `Forwarded`, ...) your proxy sets
-        and overwrites; they become part of the key. A request carrying any other one bypasses the cache.
+    trusted_forwarding_headers: forwarding fields (`X-Forwarded-Host`, `Forwarded`, ...; one of
+        `request.FORWARDING_FIELDS`) your proxy sets and overwrites; they become part of the key. A request
+        carrying any other one bypasses the cache.
     """
 
     key_prefix: str
@@ -105,7 +107,12 @@ def options_from(settings: Settings) -> Options:
         values["cdn_dialects"] = tuple(values["cdn_dialects"])
         render_tag_headers(["probe"], values["cdn_dialects"])  # raises ConfigError for unknown dialects
     if "trusted_forwarding_headers" in values:
-        values["trusted_forwarding_headers"] = frozenset(name.lower() for name in values["trusted_forwarding_headers"])
+        given = values["trusted_forwarding_headers"]
+        trusted = frozenset(name.lower() for name in ([given] if isinstance(given, str) else given))
+        if not trusted <= FORWARDING_FIELDS:
+            others = sorted(trusted - FORWARDING_FIELDS)
+            raise ConfigError(f"trusted_forwarding_headers must be among {sorted(FORWARDING_FIELDS)}, got {others}")
+        values["trusted_forwarding_headers"] = trusted
     fraction = values.pop("heuristic_fraction", 0.1)
     ceiling = values.pop("heuristic_max", 86_400.0)
     values["heuristics"] = Heuristics(fraction, ceiling)

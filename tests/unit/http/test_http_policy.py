@@ -236,3 +236,8 @@ def test_options_validate_settings() -> None:
         options_from({"cdn_dialects": ["akamai"]})
     with pytest.raises(ConfigError):
         options_from({"key_prefix": "a:b"})
+    assert options_from({"trusted_forwarding_headers": ["X-Forwarded-Proto"]}).trusted_forwarding_headers == {
+        "x-forwarded-proto"
+    }
+    with pytest.raises(ConfigError, match="x-tenant"):
+        options_from({"trusted_forwarding_headers": ["x-tenant"]})  # not a forwarding field: Vary is for that
