@@ -192,6 +192,22 @@ def test_stale_if_error_window_is_reported_with_validation() -> None:
     assert not decide(get(), entry("max-age=60, stale-if-error=30, must-revalidate"), T0 + 80, OPTIONS).stale_if_error
 
 
+@pytest.mark.parametrize("directive", ["must-revalidate", "proxy-revalidate", "no-cache"])
+def test_revalidation_directives_forbid_stale_if_error_and_the_configured_default(directive: str) -> None:
+    by_default = Options(stale_on_error=300)
+    assert decide(get(), entry("max-age=60"), T0 + 80, by_default).stale_if_error
+    stored = entry(f"max-age=60, stale-if-error=300, {directive}")
+    assert not decide(get(), stored, T0 + 80, OPTIONS).stale_if_error
+    assert not decide(get(), stored, T0 + 80, by_default).stale_if_error
+
+
+def test_credentialed_requests_get_no_stale_stand_in_from_a_page_they_may_not_share() -> None:
+    stored = entry("max-age=60, stale-if-error=300")
+    assert not decide(get(("cookie", "session=alice")), stored, T0 + 80, OPTIONS).stale_if_error
+    shared = entry("public, max-age=60, stale-if-error=300")
+    assert decide(get(("cookie", "session=alice")), shared, T0 + 80, OPTIONS).stale_if_error
+
+
 def test_only_if_cached_without_a_usable_entry_is_a_gateway_timeout() -> None:
     assert use(None, 0, ("cache-control", "only-if-cached")) is Use.GATEWAY_TIMEOUT
     assert use(entry("max-age=60"), 100, ("cache-control", "only-if-cached")) is Use.GATEWAY_TIMEOUT
