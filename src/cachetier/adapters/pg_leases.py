@@ -57,7 +57,7 @@ def lease_tables(table_name: str) -> str:
                 key TEXT COLLATE "C" PRIMARY KEY,
                 token BIGINT NOT NULL,
                 expires_at TIMESTAMPTZ NOT NULL
-            );
+            ) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);
             CREATE INDEX {n["leases_exp"]} ON {n["leases"]} (expires_at);
         END IF;
         IF to_regclass('{n["marks"]}') IS NULL THEN

@@ -13,6 +13,11 @@ Design decisions:
   A statement that finds the table gone (dropped by someone else) recreates it and runs again.
 - Expiry is lazy: every read filters `expires_at > now()`; a background task
   (started on first use) deletes expired rows in bounded batches.
+- Storage stays bounded: a purge that removed `_VACUUM_AFTER` rows or more runs
+  a plain `VACUUM` of the tables (on a connection of its own, without statement
+  timeout; it takes no lock that blocks reads or writes), so later writes reuse
+  the space and empty trailing pages go back to the file system. Tables are
+  created with autovacuum settings for a cache's churn (see `pg_sql.ddl`).
 - Connections come from `ConnectionStack`, a minimal pool created on first
   use, not `asyncpg.Pool`, whose release costs a reset round trip and extra tasks.
 - SQL text is built once per table (`cachetier.adapters.pg_sql`); each pooled connection prepares each
@@ -29,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -37,6 +41,8 @@ from typing import Any, Final
 import asyncpg
 
 from cachetier.adapters.pg_feed import ChangeFeed
+from cachetier.adapters.pg_keys import MAX_KEY_BYTES as MAX_KEY_BYTES
+from cachetier.adapters.pg_keys import check_identifier, check_key, check_keys, check_tags, prefix_upper_bound
 from cachetier.adapters.pg_leases import ORIGIN_CHARS
 from cachetier.adapters.pg_names import names
 from cachetier.adapters.pg_pool import ConnectionStack
@@ -46,19 +52,15 @@ from cachetier.errors import (
     BackendError,
     CacheClosedError,
     ConfigError,
-    InvalidKeyError,
-    InvalidTagError,
     NotAnIntegerError,
 )
 from cachetier.protocols import L2Entry, Lease
 
 logger = logging.getLogger(__name__)
 
-MAX_KEY_BYTES: Final = 2048
-"""Longest key or tag, in UTF-8 bytes, that fits a btree/GIN index entry with room to spare."""
 
 _PURGE_BATCH: Final = 1000
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_VACUUM_AFTER: Final = 1000  # rows purged at once that make the purge vacuum the tables
 # A stored value that is not a 64-bit decimal integer fails the cast in `incr` with one of these.
 _NOT_AN_INTEGER: Final = (
     asyncpg.InvalidTextRepresentationError,
@@ -103,7 +105,7 @@ class PostgresAdapter:
         drop_on_close: bool = False,
         change_feed: bool = True,
     ) -> None:
-        _check_identifier(table_name)
+        check_identifier(table_name)
         positive = {
             "pool_size": pool_size,
             "statement_timeout": statement_timeout,
@@ -184,13 +186,13 @@ class PostgresAdapter:
             raise BackendError(f"postgres {op} on table {self._table!r} failed: {type(exc).__name__}: {exc}") from exc
 
     async def get(self, key: str) -> bytes | None:
-        _check_key(key)
+        check_key(key)
         return await self._run("get", key)  # type: ignore[no-any-return]
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        _check_keys(keys)
+        check_keys(keys)
         found_keys, values = await self._run("mget", keys, method="fetchrow")  # two arrays, or NULLs if none
         if found_keys is None:
             return [None] * len(keys)
@@ -198,8 +200,8 @@ class PostgresAdapter:
         return list(map(found.get, keys))
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
-        _check_key(key)
-        _check_tags(tags)
+        check_key(key)
+        check_tags(tags)
         await self._run("set", key, value, ttl, list(tags))
 
     async def mset(self, entries: Sequence[L2Entry]) -> None:
@@ -207,18 +209,18 @@ class PostgresAdapter:
         if not entries:
             return
         for entry in entries:
-            _check_key(entry.key)
-            _check_tags(entry.tags)
+            check_key(entry.key)
+            check_tags(entry.tags)
         rows = [(entry.key, entry.value, entry.ttl, list(entry.tags)) for entry in entries]
         await self._run("mset", rows, method="executemany")
 
     async def delete(self, key: str) -> bool:
-        _check_key(key)
+        check_key(key)
         return await self._run("delete", key) is True
 
     async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
         """One statement: the live value, or a new lease token, or busy (see `LeasingAdapter`)."""
-        _check_key(key)
+        check_key(key)
         value, token = await self._run("get_or_lease", key, lease_ttl, method="fetchrow")
         if value is not None:
             return Lease(value)
@@ -226,21 +228,21 @@ class PostgresAdapter:
 
     async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
         """One round trip: store only while `token` holds the key and no newer invalidation marks it."""
-        _check_key(key)
-        _check_tags(tags)
+        check_key(key)
+        check_tags(tags)
         return await self._run("set_leased", key, value, ttl, list(tags), token) is True
 
     async def exists(self, key: str) -> bool:
-        _check_key(key)
+        check_key(key)
         return await self._run("exists", key) is not None
 
     async def expire(self, key: str, ttl: float) -> bool:
-        _check_key(key)
+        check_key(key)
         return await self._run("expire", key, ttl) is not None
 
     async def incr(self, key: str, by: int, ttl: float) -> int:
         """Atomic add in one upsert; an expired row counts as missing. Values are signed 64-bit."""
-        _check_key(key)
+        check_key(key)
         if not -(2**63) <= by < 2**63:
             raise NotAnIntegerError(f"increment {by} is outside the signed 64-bit range")
         try:
@@ -255,13 +257,13 @@ class PostgresAdapter:
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
         if not tags:
             return 0
-        _check_tags(tags)
+        check_tags(tags)
         return int(await self._run("invalidate_tags", list(tags)))
 
     async def clear(self, prefix: str) -> int:
         """Remove keys starting with `prefix` (compared literally); return how many were live."""
-        _check_key(prefix)
-        return int(await self._run("clear", prefix, _prefix_upper_bound(prefix)))
+        check_key(prefix)
+        return int(await self._run("clear", prefix, prefix_upper_bound(prefix)))
 
     async def purge_expired(self) -> int:
         """Delete expired rows in batches of 1000 (short locks, bounded WAL); return how many."""
@@ -273,7 +275,23 @@ class PostgresAdapter:
                 break
         await self._run("purge_leases")
         await self._run("purge_marks")
+        if total >= _VACUUM_AFTER:
+            await self._vacuum()
         return total
+
+    async def _vacuum(self) -> None:
+        """Make the purged rows' space reusable now; autovacuum may be minutes away. Best effort, never raises."""
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=self._timeout, server_settings={"statement_timeout": "0"})
+        except _FAULTS as exc:
+            logger.warning("cachetier: vacuum of %r could not connect: %s", self._table, exc)
+            return
+        try:
+            await conn.execute(self._sql["vacuum"])
+        except _FAULTS as exc:
+            logger.warning("cachetier: vacuum of %r failed: %s", self._table, exc)
+        finally:
+            conn.terminate()
 
     async def _cleanup_loop(self) -> None:
         while True:
@@ -338,43 +356,3 @@ class PostgresAdapter:
                 raise BackendError(f"postgres drop of table {self._table!r} failed: {exc}") from exc
             finally:
                 await pool.close()
-
-
-def _check_identifier(table_name: str) -> None:
-    if not _IDENTIFIER.fullmatch(table_name):
-        raise ConfigError(
-            f"table_name must be a plain SQL identifier (ASCII letters, digits, _; at most 63), got {table_name!r}"
-        )
-
-
-def _check_key(key: str, error: type[ValueError] = InvalidKeyError, what: str = "keys") -> None:
-    # Four bytes per character at most, so short strings skip the encode.
-    if "\x00" in key or (len(key) * 4 > MAX_KEY_BYTES and len(key.encode()) > MAX_KEY_BYTES):
-        raise error(f"PostgreSQL {what} must be at most {MAX_KEY_BYTES} UTF-8 bytes, without NUL: {key[:40]!r}...")
-
-
-def _check_keys(keys: Sequence[str]) -> None:
-    """`_check_key` for each key, in one pass over all of them when every key is short."""
-    try:
-        short = "\x00" not in "".join(keys) and max(map(len, keys)) * 4 <= MAX_KEY_BYTES
-    except TypeError:  # a key that is no str: the per-key check below raises as before
-        short = False
-    if not short:
-        for key in keys:
-            _check_key(key)
-
-
-def _check_tags(tags: Sequence[str]) -> None:
-    for tag in tags:
-        _check_key(tag, InvalidTagError, "tags")
-
-
-def _prefix_upper_bound(prefix: str) -> str | None:
-    """Smallest string above every string starting with `prefix`, in code-point order; None if unbounded."""
-    stem = prefix.rstrip("\U0010ffff")
-    if not stem:
-        return None
-    following = ord(stem[-1]) + 1
-    if 0xD800 <= following <= 0xDFFF:  # surrogates cannot be encoded; skip to the next real character
-        following = 0xE000
-    return stem[:-1] + chr(following)
