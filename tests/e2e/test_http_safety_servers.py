@@ -197,7 +197,11 @@ def test_ranges_are_served_from_a_stored_200(client: httpx.Client) -> None:
     whole = get(client, "/file")
     assert (whole.status_code, whole.content) == (200, FILE)
     single = get(client, "/file", range="bytes=10-19")
-    assert (single.status_code, single.headers["content-range"], single.content) == (206, "bytes 10-19/1024", FILE[10:20])
+    assert (single.status_code, single.headers["content-range"], single.content) == (
+        206,
+        "bytes 10-19/1024",
+        FILE[10:20],
+    )
     assert single.headers["x-cache"] == "HIT"
     suffix = get(client, "/file", range="bytes=-4")
     assert (suffix.status_code, suffix.content) == (206, FILE[-4:])
