@@ -54,7 +54,7 @@ from cachetier.adapters.redis_batching import GetBatcher, ScriptBatcher
 from cachetier.adapters.redis_connection import client_for_host, client_for_url
 from cachetier.adapters.redis_keys import LEASE_COUNTER, lease, namespace_of, prefix_mark
 from cachetier.adapters.redis_tracking import FENCE_MARK, FENCE_TTL_MS, InvalidationFeed
-from cachetier.adapters.redis_writes import KeyedScripts, ms
+from cachetier.adapters.redis_writes import MSET_CHUNK, KeyedScripts, ms
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry, Lease
@@ -107,9 +107,10 @@ class RedisAdapter:
         self._client = client
         self._closers: list[Callable[[], Awaitable[None]]] = [client.aclose] if close_client else []
         self._batcher = GetBatcher(client) if batch_gets else None
-        self._scripts = ScriptBatcher(client) if batch_writes else None
         self._feeds: list[InvalidationFeed] = []
         self._writes = KeyedScripts(client, self._run)
+        joinable = self._writes.set_untagged
+        self._scripts = ScriptBatcher(client, joinable, MSET_CHUNK) if batch_writes else None
         self._invalidate = client.register_script(redis_purge.INVALIDATE)
         self._mark = client.register_script(redis_lease_scripts.MARK)
         self.purge_chunk = redis_purge.CHUNK  # keys per invalidation script (tests make it small)

@@ -42,14 +42,14 @@ class KeyedScripts:
         self._client = client
         self._run = run
         self._write = client.register_script(redis_scripts.WRITE)
-        self._set_untagged = client.register_script(redis_scripts.SET_UNTAGGED)
+        self.set_untagged = client.register_script(redis_scripts.SET_UNTAGGED)
         self._expire = client.register_script(redis_scripts.EXPIRE)
         self._delete = client.register_script(redis_scripts.DELETE)
         self._get_or_lease = client.register_script(redis_lease_scripts.GET_OR_LEASE)
         self._set_leased = client.register_script(redis_lease_scripts.SET_LEASED)
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str]) -> None:
-        if not tags and not await self._run(self._set_untagged, [key, tag_list(key), lease(key)], [value, ms(ttl)]):
+        if not tags and not await self._run(self.set_untagged, [key, tag_list(key), lease(key)], [value, ms(ttl)]):
             return  # written: the key had no tags to leave (else its position came back)
         await self.write(L2Entry(key, value, ttl, tags), ())
 
@@ -73,7 +73,7 @@ class KeyedScripts:
             for chunk in chunks:
                 keys = [name for entry in chunk for name in (entry.key, tag_list(entry.key), lease(entry.key))]
                 args = [arg for entry in chunk for arg in (entry.value, ms(entry.ttl))]
-                pipe.evalsha(self._set_untagged.sha, len(keys), *keys, *args)
+                pipe.evalsha(self.set_untagged.sha, len(keys), *keys, *args)
             for entry in tagged:
                 keys, args = self._write_arguments(entry, ())
                 pipe.evalsha(self._write.sha, len(keys), *keys, *args)
