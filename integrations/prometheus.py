@@ -19,17 +19,19 @@ responses by their `X-Cache` value.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from cachetier import CacheManager, CacheStats
 from cachetier.drivers import missing
+from cachetier.integrations.instrumented import Observer
+from cachetier.integrations.stats_reader import StatsReader
 from cachetier.sync import SyncCache
 
 try:
-    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
     from prometheus_client.registry import Collector
 except ImportError as exc:
@@ -63,50 +65,22 @@ class CacheCollector(Collector):
         timeout: float = 2.0,
     ) -> None:
         self.cache = cache
-        self.timeout = timeout
-        self._last: CacheStats | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        manager = cache.manager if isinstance(cache, SyncCache) else cache
-        self.namespace = manager.config.namespace
+        self._reader = StatsReader(cache, timeout=timeout)
+        self.namespace = self._reader.namespace
         self.registry = registry
         if registry is not None:
             registry.register(self)
 
     async def refresh(self) -> CacheStats:
         """Read the stats now (on the cache's loop); `collect()` serves them until the next refresh."""
-        if isinstance(self.cache, SyncCache):
-            stats = await asyncio.to_thread(self.cache.get_stats)
-        else:
-            self._loop = asyncio.get_running_loop()
-            stats = await self.cache.get_stats()
-        self._last = stats
-        return stats
-
-    def _read(self) -> CacheStats | None:
-        if isinstance(self.cache, SyncCache):
-            self._last = self.cache.get_stats()
-            return self._last
-        loop = self._loop
-        try:
-            asyncio.get_running_loop()
-            on_a_loop = True
-        except RuntimeError:
-            on_a_loop = False
-        # Blocking on the cache's loop from its own thread would deadlock: serve the last refresh there.
-        if not on_a_loop and loop is not None and loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self.cache.get_stats(), loop)
-            try:
-                self._last = future.result(self.timeout)
-            except Exception:
-                future.cancel()
-        return self._last
+        return await self._reader.refresh()
 
     def describe(self) -> list[Any]:
         """No names up front, so collectors of several caches (told apart by `namespace`) share a registry."""
         return []
 
     def collect(self) -> Iterator[Any]:
-        stats = self._read()
+        stats = self._reader.read()
         if stats is None:
             return
         ns = [self.namespace]
@@ -237,3 +211,33 @@ def _http_responses(registry: CollectorRegistry) -> Counter:
         )
         _HTTP_COUNTERS[registry] = counter
     return counter
+
+
+_L2_HISTOGRAMS: weakref.WeakKeyDictionary[CollectorRegistry, Histogram] = weakref.WeakKeyDictionary()
+
+
+def l2_timer(registry: CollectorRegistry = REGISTRY) -> Observer:
+    """An observer for `cachetier.integrations.instrumented.instrument`: times each L2 call.
+
+    Feeds `cachetier_l2_operation_duration_seconds{operation,system}`, a histogram
+    (failed calls included), one per registry::
+
+        adapter = instrument(RedisAdapter.from_config(config), l2_timer())
+        cache = create_with_config(config, adapter=adapter)
+    """
+    histogram = _L2_HISTOGRAMS.get(registry)
+    if histogram is None:
+        histogram = Histogram(
+            "cachetier_l2_operation_duration_seconds",
+            "Duration of L2 backend calls by adapter operation.",
+            ["operation", "system"],
+            registry=registry,
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        _L2_HISTOGRAMS[registry] = histogram
+    timed = histogram
+
+    def observe(operation: str, system: str) -> contextlib.AbstractContextManager[object]:
+        return timed.labels(operation, system).time()
+
+    return observe

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
 import subprocess
 import sys
+import uuid
 from typing import Any
 
 import httpx
@@ -18,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from cachetier import CacheConfig, CacheManager, create_for_testing
+from cachetier import CacheConfig, CacheManager, L2Adapter, LeasingAdapter, create_for_testing, create_with_config
 from cachetier.integrations.asgi import CacheMiddleware
-from cachetier.integrations.prometheus import CacheCollector, HttpCacheMetrics, metrics_app
+from cachetier.integrations.instrumented import Observer, instrument
+from cachetier.integrations.prometheus import CacheCollector, HttpCacheMetrics, l2_timer, metrics_app
 from cachetier.sync import SyncCache
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -99,7 +102,6 @@ async def test_metrics_endpoint_exports_tiers_loader_breaker_l1_and_x_cache(conf
 
 async def test_l2_errors_dropped_writes_and_open_breaker_are_exported_when_the_backend_is_down() -> None:
     # Nothing listens on port 1; CACHE_ADAPTER=redis falls back, so build the Redis adapter directly.
-    from cachetier import create_with_config
     from cachetier.adapters.redis import RedisAdapter
 
     config = CacheConfig(redis_url="redis://127.0.0.1:1/0", failure_threshold=2, recovery_timeout=60)
@@ -161,3 +163,62 @@ def test_import_without_prometheus_client_names_the_extra(tmp_path: pathlib.Path
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("MissingDependencyError")
     assert "pip install 'cachetier[prometheus]'" in result.stdout
+
+
+def instrumented_adapter(config: CacheConfig, observer: Observer, tmp_path: pathlib.Path) -> L2Adapter:
+    if config.adapter == "redis":
+        from cachetier.adapters.redis import RedisAdapter
+
+        return instrument(RedisAdapter.from_config(config), observer)
+    from cachetier.adapters.sqlite import SQLiteAdapter
+
+    return instrument(SQLiteAdapter(tmp_path / "timed.sqlite3"), observer)
+
+
+async def test_l2_timer_fills_a_histogram_per_operation_and_system(config: CacheConfig, tmp_path: pathlib.Path) -> None:
+    registry = CollectorRegistry()
+    config = config.replace(namespace=f"timed_{uuid.uuid4().hex[:10]}", l1_enabled=False)
+    cache = create_with_config(config, adapter=instrumented_adapter(config, l2_timer(registry), tmp_path))
+    try:
+        await cache.set("a", 1, tags=["t"])
+        for _ in range(3):
+            assert await cache.get("a") == 1
+        assert await cache.mget(["a", "b"]) == {"a": 1}
+        assert await cache.invalidate_by_tag("t") == 1
+        assert cache.adapter_type == config.adapter
+    finally:
+        await cache.clear()
+        await cache.close()
+    samples = parse(generate_latest(registry).decode())
+    system = "redis" if config.adapter == "redis" else "sqlite"
+    counts = {
+        dict(labels)["operation"]: count
+        for (name, labels), count in samples.items()
+        if name == "cachetier_l2_operation_duration_seconds_count" and dict(labels)["system"] == system
+    }
+    # A read is a plain get, or a get that takes a lease (leasing adapters); writes likewise.
+    assert counts.get("get", 0) + counts.get("get_or_lease", 0) >= 3
+    assert counts.get("set", 0) + counts.get("set_leased", 0) >= 1
+    assert counts["mget"] >= 1
+    assert counts["invalidate_tags"] == 1
+    total = samples[("cachetier_l2_operation_duration_seconds_sum", (("operation", "mget"), ("system", system)))]
+    assert 0 < total < 10
+
+
+async def test_instrumented_adapter_keeps_what_the_wrapped_adapter_can_do(
+    redis_url: str, tmp_path: pathlib.Path
+) -> None:
+    from cachetier.adapters.redis import RedisAdapter
+    from cachetier.adapters.sqlite import SQLiteAdapter
+
+    def nothing(operation: str, system: str) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+    for inner in (RedisAdapter.from_config(CacheConfig(redis_url=redis_url)), SQLiteAdapter(tmp_path / "c.sqlite3")):
+        wrapped = instrument(inner, nothing)
+        try:
+            assert isinstance(wrapped, LeasingAdapter) == isinstance(inner, LeasingAdapter)
+            assert hasattr(wrapped, "subscribe_invalidations") == hasattr(inner, "subscribe_invalidations")
+            assert wrapped.name == inner.name
+        finally:
+            await wrapped.close()
