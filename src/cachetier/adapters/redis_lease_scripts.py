@@ -17,18 +17,20 @@ from __future__ import annotations
 
 from typing import Final
 
-from cachetier.adapters.redis_scripts import NOW, WRITE_FUNCTIONS
+from cachetier.adapters.redis_scripts import WRITE_FUNCTIONS
 
 # last_token(counter, bump): the counter after adding `bump` (0: read it). A counter
 # that went missing (a new server, FLUSHDB, eviction) restarts at the server's time in
-# µs, above every token it gave before, so an old lease can never pass for a new one.
+# µs, above every token it gave before (unless it gave more than one per µs), so an old
+# lease can never pass for a new one. 1.8e15 is far below 2^53, where Lua numbers stop being exact.
 # mark(counter, name, fallback ms): writes the mark `name`, living as long as the longest
 # lease (`fallback` when the counter has lost that figure).
 TOKENS: Final = """
 local function last_token(counter, bump)
   local token = redis.call('HINCRBY', counter, 'token', bump)
   if token == bump then
-    token = now_ms() * 1000 + bump
+    local t = redis.call('TIME')
+    token = tonumber(t[1]) * 1000000 + tonumber(t[2]) + bump
     redis.call('HSET', counter, 'token', string.format('%d', token))
   end
   return token
@@ -44,8 +46,7 @@ end
 # KEYS: value key, its lease key, the token counter. ARGV: lease ttl ms.
 # Returns the value (bulk), a new token (integer > 0), or 0 when another client holds the lease.
 GET_OR_LEASE: Final = (
-    NOW
-    + TOKENS
+    TOKENS
     + """
 local value = redis.call('GET', KEYS[1])
 if value then return value end
@@ -83,4 +84,4 @@ return write_from_keys(n)
 )
 
 # KEYS: the token counter, the mark to write. ARGV: fallback mark ttl ms.
-MARK: Final = NOW + TOKENS + "mark(KEYS[1], KEYS[2], ARGV[1])\nreturn 0\n"
+MARK: Final = TOKENS + "mark(KEYS[1], KEYS[2], ARGV[1])\nreturn 0\n"

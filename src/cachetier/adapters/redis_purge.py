@@ -35,7 +35,7 @@ from redis.commands.core import AsyncScript
 
 from cachetier.adapters import redis_keys
 from cachetier.adapters.redis_lease_scripts import TOKENS
-from cachetier.adapters.redis_scripts import NOW, run_script
+from cachetier.adapters.redis_scripts import run_script
 
 CHUNK: Final = 500  # members per script: 1.5 ms of server time on a busy 2-core machine (3 µs per key)
 
@@ -45,8 +45,7 @@ CHUNK: Final = 500  # members per script: 1.5 ms of server time on a busy 2-core
 # fallback mark ttl ms, fence ttl ms, the text before and after a key in its tag list's name.
 # Returns {members removed that were live, 1 when nothing is left to purge (else 0)}.
 INVALIDATE: Final = (
-    NOW
-    + TOKENS
+    TOKENS
     + """
 local tags, first = tonumber(ARGV[1]), ARGV[2] == '1'
 local budget, open, close = tonumber(ARGV[3]), ARGV[6], ARGV[7]
