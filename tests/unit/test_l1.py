@@ -3,6 +3,9 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
+
+from cachetier import l1
 from cachetier.l1 import L1Store
 from cachetier.sentinel import MISS
 
@@ -150,3 +153,20 @@ def test_tombstones_never_outnumber_live_entries_by_more_than_a_constant() -> No
         assert len(store._small) + len(store._main) <= 2 * len(store) + 65
     assert len(store) == 10
     assert all(store.get(f"live{i}") == i for i in range(10))
+
+
+def test_peek_from_another_thread_never_serves_the_dropped_value_of_an_entry_killed_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `peek` runs outside the event loop; the loop may kill the entry between peek's reads.
+    # Killing it from inside the clock call puts that kill at the worst point, deterministically.
+    store = L1Store(10)
+    store.set("a", "value", later())
+    real_now = time.time
+
+    def now_while_the_loop_deletes() -> float:
+        store.delete("a")
+        return real_now()
+
+    monkeypatch.setattr(l1, "_now", now_while_the_loop_deletes)
+    assert store.peek("a") in ("value", MISS)  # never None: a dead entry's dropped value
