@@ -39,8 +39,8 @@ except ImportError as exc:
 
 SCOPE = "cachetier"
 BREAKER_STATES = ("closed", "open", "half_open")
-# A collection reads every instrument; they share one get_stats() per this many seconds.
-SHARED_READ_SECONDS = 1.0
+# A collection calls every instrument's callback in turn; they share one get_stats() within this many seconds.
+SHARED_READ_SECONDS = 0.25
 
 
 class CacheObservation:
@@ -71,9 +71,8 @@ class CacheObservation:
 
     async def refresh(self) -> CacheStats:
         """Read the stats now, for collections that run on the cache's own loop (which must not block)."""
-        self._stats = await self._reader.refresh()
-        self._read_at = time.monotonic()
-        return self._stats
+        self._read_at = float("-inf")  # the next collection reads these (on the loop) or newer ones
+        return await self._reader.refresh()
 
     def _current(self) -> CacheStats | None:
         if time.monotonic() - self._read_at > SHARED_READ_SECONDS:
