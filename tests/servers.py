@@ -1,4 +1,4 @@
-"""Throwaway redis-server processes for fault, auth, TLS and Sentinel tests.
+"""Throwaway redis-server processes (and PostgreSQL clusters, `PostgresServer`) for fault, auth, TLS and Sentinel tests.
 
 Usage::
 
@@ -17,6 +17,7 @@ server answers PING (NOAUTH counts as an answer). Import it as ``servers``
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -179,6 +180,75 @@ class RedisServer:
             self._tmp.cleanup()
 
     def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def postgres_bin_dir() -> Path:
+    """Directory of ``initdb`` and ``pg_ctl`` (Debian keeps them off PATH); skips the test when missing."""
+    found = shutil.which("initdb") or shutil.which("pg_ctl")
+    if found:
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
+    if not candidates:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    return candidates[-1].parent
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free loopback port, run as the ``postgres`` user when we are root.
+
+    `start` runs initdb once (trust auth, no fsync), then ``pg_ctl start -w``; `stop(mode)` is
+    ``pg_ctl stop -m fast|immediate`` (immediate is a crash: UNLOGGED tables come back empty);
+    `close` stops it and removes its directory. `url` is a DSN for database ``postgres``.
+    """
+
+    def __init__(self) -> None:
+        self.bin = postgres_bin_dir()
+        self.port = free_port()
+        self._tmp = tempfile.TemporaryDirectory(prefix="cachetier-pg-")
+        self.dir = Path(self._tmp.name)
+        self.data = self.dir / "data"
+        self._initialized = False
+        self.running = False
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@{HOST}:{self.port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=60, cwd=self.dir)
+
+    def start(self) -> PostgresServer:
+        if not self._initialized:
+            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+            self._initialized = True
+        options = f"-p {self.port} -c listen_addresses={HOST} -c unix_socket_directories={self.dir} -c fsync=off"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"
+        )
+        self.running = True
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.running:
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+            self.running = False
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self.stop("immediate")
+        with contextlib.suppress(OSError):
+            self._tmp.cleanup()
+
+    def __enter__(self) -> PostgresServer:
         return self.start()
 
     def __exit__(
