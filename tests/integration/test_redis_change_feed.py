@@ -150,6 +150,27 @@ async def test_a_load_right_after_our_own_removal_is_stored(
     assert await b.get("k") == "new"
 
 
+async def test_a_load_right_after_an_invalidation_purged_in_many_chunks_is_stored(
+    redis_url: str, namespace: str
+) -> None:
+    adapter = RedisAdapter.from_url(redis_url)
+    adapter.purge_chunk = 2  # the fence must follow the last chunk's deletions, not the first's
+    a, b = create_with_config(CacheConfig(namespace=namespace), adapter=adapter), manager(redis_url, namespace)
+    try:
+        await a.mset({f"k{i}": i for i in range(20)}, tags=["t"])
+        for i in range(20):
+            await cached_in_l1(b, f"k{i}", i)
+        assert await a.invalidate_by_tag("t") == 20
+        await eventually(lambda: all(b.get_local(f"k{i}") is MISS for i in range(20)))
+        assert await a.get("k19", slow_loader("new")) == "new"
+        assert a.get_local("k19") == "new"
+        assert await b.get("k19") == "new"
+    finally:
+        await a.clear()
+        await a.close()
+        await b.close()
+
+
 async def test_writing_a_key_twice_does_not_report_the_second_echo(
     processes: tuple[CacheManager, CacheManager],
 ) -> None:
