@@ -104,23 +104,23 @@ class CacheConfig:
         _check_positive("lease_wait", self.lease_wait)
         if self.max_memory_bytes is not None:
             _check_positive("max_memory_bytes", self.max_memory_bytes)
-        if isinstance(self.max_inflated_bytes, bool) or not isinstance(self.max_inflated_bytes, int):
+        if not _is_int(self.max_inflated_bytes):
             raise ConfigError(f"max_inflated_bytes must be an int, got {self.max_inflated_bytes!r}")
         _check_positive("max_inflated_bytes", self.max_inflated_bytes)
-        if self.compression_threshold < 0:
-            raise ConfigError(f"compression_threshold must be >= 0, got {self.compression_threshold}")
+        if not _is_int(self.compression_threshold) or self.compression_threshold < 0:
+            raise ConfigError(f"compression_threshold must be an int >= 0, got {self.compression_threshold!r}")
         if not is_valid_namespace(self.namespace):  # so no stored name can spell a backend's own structures
             raise ConfigError(
                 f"namespace must be 1-64 ASCII letters, digits, '_', '.' or '-', got {self.namespace!r:.80}"
             )
-        if not _IDENTIFIER.fullmatch(self.table_name):
+        if not isinstance(self.table_name, str) or not _IDENTIFIER.fullmatch(self.table_name):
             raise ConfigError(
                 f"table_name must be a plain SQL identifier (letters, digits, _; at most 48), got {self.table_name!r}"
             )
-        if not 0 < self.redis_port < 65536:
-            raise ConfigError(f"redis_port must be 1-65535, got {self.redis_port}")
-        if self.redis_database < 0:
-            raise ConfigError(f"redis_database must be >= 0, got {self.redis_database}")
+        if not _is_int(self.redis_port) or not 0 < self.redis_port < 65536:
+            raise ConfigError(f"redis_port must be an int 1-65535, got {self.redis_port!r}")
+        if not _is_int(self.redis_database) or self.redis_database < 0:
+            raise ConfigError(f"redis_database must be an int >= 0, got {self.redis_database!r}")
 
     @property
     def redis_configured(self) -> bool:
@@ -157,6 +157,10 @@ def _check_choice(name: str, value: object, choices: Any) -> None:
     allowed = get_args(choices)
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_positive(name: str, value: float) -> None:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 import pytest
 
 from cachetier.config import CacheConfig
@@ -94,3 +97,11 @@ def test_max_inflated_bytes_defaults_to_64_mib_and_is_read_from_the_environment(
     assert CacheConfig.from_env({"CACHE_MAX_INFLATED_BYTES": "4096"}).max_inflated_bytes == 4096
     with pytest.raises(ConfigError, match="max_inflated_bytes"):
         CacheConfig(max_inflated_bytes=2.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["x", object(), -1, 1.5, None, True])
+def test_every_field_given_a_value_of_the_wrong_kind_raises_config_error(value: object) -> None:
+    # compression_threshold, redis_port, redis_database and table_name compared or matched it unchecked (TypeError).
+    for field in dataclasses.fields(CacheConfig):
+        with contextlib.suppress(ConfigError):  # accepted, or refused the documented way; anything else fails
+            CacheConfig(**{field.name: value})
