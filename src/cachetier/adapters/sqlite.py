@@ -125,10 +125,7 @@ class SQLiteAdapter:
             await self._run(lambda conn: self._write(conn, entries))
 
     async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
-        """The value, or a new lease, or busy (see `LeasingAdapter`); a hit takes no write lock."""
-        value = await self.get(key)
-        if value is not None:
-            return Lease(value)
+        """The value, or a new lease, or busy (see `LeasingAdapter`); one hop, and a hit takes no write lock."""
         return await self._run(lambda conn: self._get_or_lease(conn, key, lease_ttl))
 
     async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
@@ -283,9 +280,12 @@ class SQLiteAdapter:
         return [None if row is None else row[0] for row in rows]
 
     def _get_or_lease(self, conn: sqlite3.Connection, key: str, lease_ttl: float) -> Lease:
+        sql = f"SELECT value FROM {self._entries} WHERE key = ? AND expires_at > ?"
+        row = conn.execute(sql, (key, time.time())).fetchone()
+        if row is not None:
+            return Lease(row[0])
         now = time.time()
         with transaction(conn):  # read again under the write lock: a value may have come meanwhile
-            sql = f"SELECT value FROM {self._entries} WHERE key = ? AND expires_at > ?"
             row = conn.execute(sql, (key, now)).fetchone()
             return Lease(row[0]) if row is not None else self._leases.take(conn, key, lease_ttl, now)
 
