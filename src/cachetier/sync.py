@@ -25,6 +25,7 @@ from cachetier.stats import CacheStats
 from cachetier.typed import convert
 
 _T = TypeVar("_T")
+_CANCELLED_RETRIES = 3  # calls restarted after joining a load another caller abandoned
 
 
 class SyncCache:
@@ -99,6 +100,18 @@ class SyncCache:
         thread-locals (a Flask app context, a DB session) live, and a loader
         that calls other cached functions cannot exhaust a worker pool.
         """
+        for _ in range(_CANCELLED_RETRIES):
+            try:
+                return self._run_once_with_loader(start, loader)
+            except CancelledError:
+                # Not this thread's doing (it would have raised its own interrupt): the call
+                # joined a load that another caller's interruption ended. Start it again.
+                continue
+        return self._run_once_with_loader(start, loader)
+
+    def _run_once_with_loader(
+        self, start: Callable[[Callable[[], Awaitable[Any]]], Coroutine[Any, Any, _T]], loader: Callable[[], Any]
+    ) -> _T:
         wanted: Future[None] = Future()
         result: Future[Any] = Future()
 
