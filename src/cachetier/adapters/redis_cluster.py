@@ -56,9 +56,9 @@ from typing import Any, Final, cast
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
+from cachetier.adapters import redis_cluster_purge as purge
 from cachetier.adapters import redis_cluster_scripts as scripts
 from cachetier.adapters.redis_cluster_batch import (
-    Call,
     TokenSupply,
     draw_from_clock,
     run_commands,
@@ -68,7 +68,6 @@ from cachetier.adapters.redis_cluster_batch import (
 from cachetier.adapters.redis_cluster_calls import (
     TICKET_MS,
     by_slot,
-    glob_escape,
     index_calls,
     ms,
     plain_calls,
@@ -77,7 +76,8 @@ from cachetier.adapters.redis_cluster_calls import (
     write_calls,
 )
 from cachetier.adapters.redis_cluster_connection import cluster_client, cluster_options_from_url
-from cachetier.adapters.redis_cluster_names import TAG_INDEX, TAG_MARK, companions, internal, parse_internal
+from cachetier.adapters.redis_cluster_feed import ClusterFeed
+from cachetier.adapters.redis_cluster_names import companions
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry, Lease
@@ -101,6 +101,7 @@ class RedisClusterAdapter:
         self._tokens = TokenSupply(client)
         self._longest_lease_ms = 0
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._feeds: list[ClusterFeed] = []
         self._initialized = False
         self._initializing = asyncio.Lock()
 
@@ -187,6 +188,9 @@ class RedisClusterAdapter:
         latest = list({entry.key: entry for entry in entries}.values())  # a later duplicate wins anyway
         if not latest:
             return
+        for feed in self._feeds:
+            for entry in latest:
+                feed.expect(entry.key, entry.value)
         try:
             await self._ready()
             plain = [entry for entry in latest if not entry.tags]
@@ -206,9 +210,11 @@ class RedisClusterAdapter:
             raise _backend_error("set", exc) from exc
 
     async def delete(self, key: str) -> bool:
+        for feed in self._feeds:
+            feed.expect(key, None)
         try:
             await self._ready()
-            return bool(await run_script(self._client, scripts.UNLINK_ENTRIES, triples([key]), []))
+            return bool(await run_script(self._client, scripts.UNLINK_ENTRIES, triples([key]), [0, 0]))
         except RedisError as exc:
             raise _backend_error("delete", exc) from exc
 
@@ -258,6 +264,8 @@ class RedisClusterAdapter:
     async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
         """Store while `token` holds the key's lease and no tag was invalidated since it was drawn."""
         entry = L2Entry(key, value, ttl, tags)
+        for feed in self._feeds:
+            feed.expect(key, value)
         try:
             await self._ready()
             if tags:
@@ -284,43 +292,43 @@ class RedisClusterAdapter:
             mark = await draw_from_clock(self._client, 1)
             self._tokens.drop(below=mark)
             mark_ms = max(MARK_MIN_MS, 2 * self._longest_lease_ms)
-            popped = await run_scripts(
-                self._client,
-                [
-                    (scripts.INVALIDATE_TAG, [internal(TAG_INDEX, tag), internal(TAG_MARK, tag)], [mark, mark_ms])
-                    for tag in unique
-                ],
-            )
-            keys = dict.fromkeys(member.decode() for members in popped for member in members)
-            calls: list[Call] = []
-            for group in by_slot(keys).values():
-                for start in range(0, len(group), _PURGE_CHUNK):
-                    calls.append((scripts.PURGE, triples(group[start : start + _PURGE_CHUNK]), [0, 0, *unique]))
-            return sum(int(removed) for removed in await run_scripts(self._client, calls))
+            return await purge.invalidate(self._client, unique, mark, mark_ms, self._feeds)
         except RedisError as exc:
             raise _backend_error("invalidate_tags", exc) from exc
 
     async def clear(self, prefix: str) -> int:
         """Remove every entry under `prefix` with its tag list and lease (SCAN on every primary); count entries."""
-        escaped = glob_escape(prefix)
-        keys: dict[str, None] = {}
         try:
             await self._ready()
-            async for name in self._client.scan_iter(match=escaped + "*", count=_SCAN_COUNT):
-                text = name.decode()
-                if parse_internal(text) is None:
-                    keys[text] = None
-            async for name in self._client.scan_iter(match="{*}\x00[kl]" + escaped + "*", count=_SCAN_COUNT):
-                parsed = parse_internal(name.decode())
-                if parsed is not None and parsed[1].startswith(prefix):
-                    keys[parsed[1]] = None
-            calls: list[Call] = []
-            for group in by_slot(keys).values():
-                for start in range(0, len(group), _PURGE_CHUNK):
-                    calls.append((scripts.UNLINK_ENTRIES, triples(group[start : start + _PURGE_CHUNK]), []))
-            return sum(int(removed) for removed in await run_scripts(self._client, calls))
+            return await purge.clear(self._client, prefix, self._feeds)
         except RedisError as exc:
             raise _backend_error("clear", exc) from exc
+
+    async def subscribe_invalidations(
+        self, prefix: str, on_change: Callable[[Sequence[str] | None], None]
+    ) -> Callable[[], Awaitable[None]]:
+        """Report keys under `prefix` that any client changes, on every primary (`redis_cluster_feed`).
+
+        Two dedicated connections per primary until the returned coroutine function
+        (or `close`) is called. Raises `BackendError` when a node refuses tracking.
+        """
+        try:
+            await self._ready()
+            feed = ClusterFeed(self._client, prefix, on_change, self.mget)
+            await feed.start()
+        except RedisError as exc:
+            raise _backend_error("subscribe", exc) from exc
+        self._feeds.append(feed)
+
+        async def unsubscribe() -> None:
+            if feed in self._feeds:
+                self._feeds.remove(feed)
+            if unsubscribe in self._closers:
+                self._closers.remove(unsubscribe)
+            await feed.close()
+
+        self._closers.insert(0, unsubscribe)
+        return unsubscribe
 
     # -- upkeep ------------------------------------------------------------------
 

@@ -128,13 +128,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 """)
 
-# KEYS: (value, tag list, lease) per entry. Removes them; returns how many values were live.
+# KEYS: (value, tag list, lease) per entry, then ARGV[1] change-feed fence keys.
+# ARGV: fence count, fence ttl ms. Removes the entries, then writes the fences (whose
+# notifications follow the removals'); returns how many values were live.
 UNLINK_ENTRIES: Final = _script("""
+local fences = tonumber(ARGV[1])
 local removed = 0
-for i = 1, #KEYS, 3 do
+for i = 1, #KEYS - fences, 3 do
   removed = removed + redis.call('UNLINK', KEYS[i])
   redis.call('DEL', KEYS[i + 1], KEYS[i + 2])
 end
+for i = #KEYS - fences + 1, #KEYS do redis.call('SET', KEYS[i], '', 'PX', ARGV[2]) end
 return removed
 """)
 
