@@ -136,8 +136,9 @@ class SyncCache:
                 result.cancel()
                 outcome.cancel()
 
-    def set(self, key: str, value: Any, **options: Any) -> None:
-        self.run(self.manager.set(key, value, **options))
+    def set(self, key: str, value: Any, **options: Any) -> bool:
+        """As `CacheManager.set`: True when L2 took the write."""
+        return self.run(self.manager.set(key, value, **options))
 
     def delete(self, key: str, **options: Any) -> bool:
         return self.run(self.manager.delete(key, **options))
@@ -157,8 +158,9 @@ class SyncCache:
     def mget(self, keys: Iterable[str], **options: Any) -> dict[str, Any]:
         return self.run(self.manager.mget(list(keys), **options))
 
-    def mset(self, items: Mapping[str, Any] | Iterable[MSetItem], **options: Any) -> None:
-        self.run(self.manager.mset(items, **options))
+    def mset(self, items: Mapping[str, Any] | Iterable[MSetItem], **options: Any) -> bool:
+        """As `CacheManager.mset` (the seed's `{"key", "value", "options"}` entries too): True when L2 took them."""
+        return self.run(self.manager.mset(items, **options))
 
     def invalidate_by_tag(self, tag: str, **options: Any) -> int:
         return self.run(self.manager.invalidate_by_tag(tag, **options))

@@ -200,3 +200,10 @@ def test_purge_hooks_hear_tag_invalidations_and_failures_are_counted(cache: Sync
     assert cache.invalidate_by_tag("posts") == 1
     assert hook.purged == [["posts"]]
     assert cache.purge_failures == 1
+
+
+def test_set_and_mset_say_whether_l2_took_them_and_mset_takes_the_seeds_entries(cache: SyncCache) -> None:
+    assert cache.set("a", 1) is True
+    assert cache.mset([{"key": "b", "value": 2, "options": {"tags": ["t"]}}, ("c", 3)]) is True
+    assert cache.mget(["a", "b", "c"]) == {"a": 1, "b": 2, "c": 3}
+    assert cache.invalidate_by_tag("t") == 1
