@@ -114,3 +114,23 @@ async def test_killing_a_primary_under_load_raises_nothing_and_l2_serves_again_a
             assert victim not in cluster.primary_ports()
             assert await cache.get(probe) == attempt
             assert await cache.is_healthy()
+
+            # The change feed follows the promotion: the new primary is tracked, so another
+            # process's write on the promoted shard leaves this process's L1.
+            feed = adapter._feeds[0]
+            deadline = time.monotonic() + 10
+            while not (feed.topology_changes and victim not in {int(name.rsplit(":", 1)[1]) for name in feed.feeds}):
+                assert time.monotonic() < deadline, "the change feed did not follow the promotion"
+                await asyncio.sleep(0.05)
+            assert await cache.set(probe, "mine") is True
+            assert cache.get_local(probe) == "mine"
+            other = create_with_config(config, l2=RedisClusterAdapter.from_url(cluster.url))
+            try:
+                await other.set(probe, "from another process")
+                deadline = time.monotonic() + 1.0
+                while cache.get_local(probe) == "mine":
+                    assert time.monotonic() < deadline, "a write on the promoted primary was not reported"
+                    await asyncio.sleep(0.005)
+                assert await cache.get(probe) == "from another process"
+            finally:
+                await other.close()
