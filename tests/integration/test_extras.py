@@ -83,13 +83,16 @@ def test_create_for_testing_on_postgres_without_asyncpg_names_the_extra(tmp_path
 
 
 def test_missing_fallback_driver_is_skipped_like_an_unreachable_backend(tmp_path: pathlib.Path) -> None:
-    # Redis is the first choice and unreachable; the PostgreSQL fallback has no driver, so memory serves.
+    # auto in production: Redis is tried first and does not answer; the PostgreSQL fallback has no driver,
+    # so it is skipped like an unreachable backend and memory serves.
     code = """
     import asyncio, cachetier
 
     async def main():
         cache = cachetier.create_cache(
-            adapter="redis", redis_url="redis://127.0.0.1:1/0", database_url="postgresql://postgres@127.0.0.1/test"
+            environment="production",
+            redis_url="redis://127.0.0.1:1/0",
+            database_url="postgresql://postgres@127.0.0.1/test",
         )
         async with cache:
             await cache.set("k", 1)
