@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from cachetier import CacheConfig, create_with_config
 from cachetier.adapters.sqlite import SQLiteAdapter
 from cachetier.protocols import InvalidationSource, L2Entry
+from cachetier.sentinel import MISS
 
 WAIT = 5.0  # generous on a shared machine; the bound measured is in the README
 
@@ -121,3 +124,22 @@ async def test_a_private_memory_database_reports_nothing() -> None:
         await unsubscribe()
     finally:
         await adapter.close()
+
+
+async def test_another_managers_write_leaves_this_managers_l1_within_the_bound(path: Path) -> None:
+    config = CacheConfig(namespace="feed")
+    a = create_with_config(config, adapter=SQLiteAdapter(path))
+    b = create_with_config(config, adapter=SQLiteAdapter(path))
+    try:
+        await b.set("user:1", "old")
+        assert await a.get("user:1") == "old"
+        assert a.get_local("user:1") == "old"
+        await b.set("user:1", "new")
+        started = time.monotonic()
+        while a.get_local("user:1") is not MISS:
+            assert time.monotonic() - started < WAIT
+            await asyncio.sleep(0.01)
+        assert await a.get("user:1") == "new"
+    finally:
+        await a.close()
+        await b.close()
