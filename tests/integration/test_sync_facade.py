@@ -207,3 +207,29 @@ def test_set_and_mset_say_whether_l2_took_them_and_mset_takes_the_seeds_entries(
     assert cache.mset([{"key": "b", "value": 2, "options": {"tags": ["t"]}}, ("c", 3)]) is True
     assert cache.mget(["a", "b", "c"]) == {"a": 1, "b": 2, "c": 3}
     assert cache.invalidate_by_tag("t") == 1
+
+
+def test_a_caller_that_joined_an_interrupted_callers_load_starts_again(
+    cache: SyncCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_wait = sync_module.wait
+    other_waiting = threading.Event()
+    first = threading.current_thread()
+    done: list[Any] = []
+
+    def scripted_wait(pending: Any, return_when: Any = None) -> Any:
+        if threading.current_thread() is not first:
+            other_waiting.set()  # the other call is submitted: it runs on the loop next
+            return real_wait(pending, return_when=return_when)
+        real_wait(pending, return_when=return_when)  # this caller's loader is wanted: the load is in flight
+        other.start()
+        assert other_waiting.wait(5)
+        cache.run(asyncio.sleep(0))  # the loop has run the other call up to joining the load in flight
+        raise KeyboardInterrupt  # as Ctrl-C lands in this caller's thread, ending that load
+
+    other = threading.Thread(target=lambda: done.append(cache.get("k", lambda: "from the other caller")))
+    monkeypatch.setattr(sync_module, "wait", scripted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        cache.get("k", lambda: "from the interrupted caller")
+    other.join(timeout=10)
+    assert done == ["from the other caller"]  # restarted, not a CancelledError
