@@ -14,7 +14,7 @@ from typing import Any
 from cachetier.api_types import MSetItem, mset_items
 from cachetier.config import CacheConfig
 from cachetier.entries import EntryEncoder
-from cachetier.errors import DeserializationError
+from cachetier.errors import DeserializationError, InvalidKeyError
 from cachetier.framing import Frame
 from cachetier.guard import GuardedAdapter
 from cachetier.l1 import L1Store
@@ -24,6 +24,15 @@ from cachetier.sentinel import MISS
 from cachetier.typed import TypedCodec
 
 logger = logging.getLogger("cachetier")
+
+
+def _key_list(keys: Iterable[str]) -> list[str]:
+    if isinstance(keys, str | bytes):
+        raise InvalidKeyError("mget takes an iterable of keys, not a single key")
+    try:
+        return list(keys)
+    except TypeError:
+        raise InvalidKeyError(f"mget takes an iterable of keys, got {type(keys).__name__}") from None
 
 
 class BulkOps:
@@ -59,7 +68,7 @@ class BulkOps:
 
         With `type`, each value is returned as that type; a value that does not fit it is absent.
         """
-        key_list = keys if keys.__class__ is list else list(keys)
+        key_list = keys if keys.__class__ is list else _key_list(keys)
         found = await self._mget(key_list, namespace)
         if type is None:
             return found
@@ -130,6 +139,9 @@ class BulkOps:
         """
         entries: list[L2Entry] = []
         local: list[tuple[str, bytes, float, tuple[str, ...]]] = []
+        given: object = items  # checked at run time: callers without a type checker pass anything
+        if not isinstance(given, Mapping | Iterable) or isinstance(given, str | bytes):
+            raise InvalidKeyError(f"mset takes a mapping or an iterable of items, got {type(items).__name__}")
         for key, value, options in mset_items(items):
             full = self._naming.full_key(key, namespace)
             seconds = self._naming.ttl(options.get("ttl", ttl))

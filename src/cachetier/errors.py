@@ -40,6 +40,10 @@ class NotAnIntegerError(CacheError, TypeError):
     """`increment`/`decrement` hit a key whose value is not an integer."""
 
 
+class InvalidLoaderError(CacheError, TypeError):
+    """A loader is not callable."""
+
+
 class LoaderTimeoutError(CacheError, TimeoutError):
     """A loader ran longer than `loader_timeout`; every caller waiting for it gets this."""
 

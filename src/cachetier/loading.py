@@ -92,9 +92,17 @@ class MissLoader:
                 value = self._decoded(full, lease.value, generation)
                 if value is not MISS:
                     return value
-            loaded, written = await self.call_loader(full, loader, time_limit)
-            seconds = self._config.default_ttl if ttl is None else ttl
-            data, expires_at = self._entries.encode(loaded, seconds, tags, compress)
+            try:
+                loaded, written = await self.call_loader(full, loader, time_limit)
+                seconds = self._config.default_ttl if ttl is None else ttl
+                data, expires_at = self._entries.encode(loaded, seconds, tags, compress)
+            except Exception:
+                if lease.token is not None:
+                    # Give the lease back, or every reader would wait `lease_wait` for a value that
+                    # never comes, for `lease_ttl`. Deleting the (missing) key revokes it; at worst
+                    # it removes a value written meanwhile: a spurious miss, never a stale read.
+                    await self._l2.delete(full)
+                raise
             value = self._entries.decode_value(full, data)  # what every later read of it will give
             if generation != self._generation() or written:
                 return value  # an invalidation or a newer write of ours landed while it ran

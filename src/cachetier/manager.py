@@ -31,7 +31,7 @@ from cachetier.bulk import BulkOps
 from cachetier.codecs import Codec, JsonCodec
 from cachetier.config import CacheConfig
 from cachetier.entries import EntryEncoder
-from cachetier.errors import CacheClosedError, DeserializationError, NotAnIntegerError
+from cachetier.errors import CacheClosedError, DeserializationError, InvalidLoaderError, NotAnIntegerError
 from cachetier.feed import BackendLink
 from cachetier.guard import GuardedAdapter
 from cachetier.keys import check_key, check_namespace, check_tags, check_ttl
@@ -216,6 +216,8 @@ class CacheManager:
         """
         # The L1 hit path is kept lean: filling six keyword defaults on every call
         # costs about a tenth of a hit, so calls with options take `_get_with`.
+        if loader is not None and not callable(loader):
+            raise InvalidLoaderError(f"loader must be callable, got {type(loader).__name__}")
         if options or key.__class__ is not str:
             return await self._get_with(key, loader, **options)
         full = self._prefix + key  # checked only on a miss: L1 holds no invalid key, so a hit proves it valid

@@ -172,7 +172,6 @@ async def test_every_public_method_raises_a_cache_error_for_bad_input_and_l2_sta
     assert (await cache.get_stats()).l2.errors == 0
 
 
-@pytest.mark.xfail(strict=True, reason="manager.py: mget/mset iterate a non-iterable, get calls a non-callable loader")
 @pytest.mark.parametrize(
     "call",
     [

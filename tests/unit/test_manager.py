@@ -444,3 +444,18 @@ async def test_increment_by_a_non_integer_raises_a_cache_error(cache: CacheManag
         await cache.increment("n", "1")  # type: ignore[arg-type]
     with pytest.raises(NotAnIntegerError):
         await cache.increment("n", 1.5)  # type: ignore[arg-type]
+
+
+async def test_a_failed_load_gives_its_lease_back_so_the_next_caller_loads_at_once() -> None:
+    async def broken() -> str:
+        raise RuntimeError("the database is down")
+
+    async with create_with_config(adapter=MemoryAdapter(), namespace="unit", lease_wait=30) as cache:
+        with pytest.raises(RuntimeError):
+            await cache.get("k", broken)
+        with pytest.raises(SerializationError):
+            await cache.get("j", lambda: object())
+        # With the leases still held, these would wait lease_wait (30 s) and store nothing.
+        assert await asyncio.wait_for(cache.get("k", lambda: "loaded"), 5) == "loaded"
+        assert await asyncio.wait_for(cache.get("j", lambda: "loaded"), 5) == "loaded"
+        assert await cache.get("k") == "loaded"
