@@ -5,6 +5,7 @@ It reads the same environment configuration as `create_cache()`. Exit status:
 answering (only the in-process memory fallback, which no other process sees),
 or `health` degraded; 2 bad arguments, bad configuration or `health` unhealthy. Errors are one line
 on stderr, never a traceback. `--json` prints one JSON document for scripts.
+On a terminal, `clear` and `invalidate` show their elapsed time on stderr.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -26,6 +28,8 @@ from cachetier.manager import CacheManager
 Command = Callable[[CacheManager, argparse.Namespace], Coroutine[Any, Any, tuple[int, Any]]]
 
 HEALTH_EXIT = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+LONG_COMMANDS = frozenset({"clear", "invalidate"})
+PROGRESS_INTERVAL = 0.5
 
 
 class NoSharedBackendError(Exception):
@@ -134,9 +138,24 @@ async def _run(args: argparse.Namespace, config: CacheConfig) -> tuple[int, Any]
         if cache.adapter_type == "memory" and config.adapter != "memory" and args.command != "health":
             # This process's own memory is not the cache the command is meant for: say so, change nothing.
             raise NoSharedBackendError(f"no configured backend answered ({cache.selection_reason})")
+        if args.command in LONG_COMMANDS and sys.stderr.isatty():
+            return await _with_progress(command(cache, args), f"{args.command} in {cache.config.namespace!r}")
         return await command(cache, args)
     finally:
         await cache.close()
+
+
+async def _with_progress(work: Coroutine[Any, Any, tuple[int, Any]], what: str) -> tuple[int, Any]:
+    """Show elapsed time on a terminal while `work` runs (a backend removes a namespace in one call)."""
+    task = asyncio.ensure_future(work)
+    started = time.monotonic()
+    while True:
+        sys.stderr.write(f"\r{what}: {time.monotonic() - started:.0f} s")
+        sys.stderr.flush()
+        done, _ = await asyncio.wait({task}, timeout=PROGRESS_INTERVAL)
+        if done:
+            sys.stderr.write(f"\r{what}: done in {time.monotonic() - started:.1f} s\n")
+            return task.result()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

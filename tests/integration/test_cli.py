@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import pty
 import subprocess
 import sys
 import uuid
@@ -165,3 +166,37 @@ def test_console_script_is_installed_and_answers_help(tmp_path: pathlib.Path) ->
     assert result.returncode == 0
     for command in ("stats", "health", "get", "delete", "invalidate", "clear"):
         assert command in result.stdout
+
+
+def test_clear_shows_elapsed_time_on_a_terminal_only(tmp_path: pathlib.Path) -> None:
+    env = clean_env(
+        tmp_path, CACHE_ADAPTER="sqlite", CACHE_DATABASE_URL=f"sqlite:///{tmp_path / 'p.sqlite3'}", CACHE_NAMESPACE="p"
+    )
+    piped = cli(env, "clear")
+    assert "done in" not in piped.stderr
+    controller, terminal = pty.openpty()
+    try:
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "cachetier", "clear"],
+                stdout=subprocess.PIPE,
+                stderr=terminal,
+                env=env,
+                timeout=60,
+            )
+        finally:
+            os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert result.returncode == 0
+    assert "clear in 'p': done in" in shown.decode()
+    assert result.stdout.decode().split() == ["namespace", "p", "removed", "0"]
