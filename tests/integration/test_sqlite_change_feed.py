@@ -13,6 +13,7 @@ import pytest
 
 from cachetier import CacheConfig, create_with_config
 from cachetier.adapters.sqlite import SQLiteAdapter
+from cachetier.adapters.sqlite_connection import transaction
 from cachetier.protocols import InvalidationSource, L2Entry
 from cachetier.sentinel import MISS
 
@@ -143,3 +144,18 @@ async def test_another_managers_write_leaves_this_managers_l1_within_the_bound(p
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_rolled_back_change_of_ours_does_not_hide_anothers_next_change(
+    writer: SQLiteAdapter, reader: SQLiteAdapter, heard: Heard
+) -> None:
+    def fail_after_logging(conn: sqlite3.Connection) -> None:
+        with transaction(conn):
+            reader._changes.record(conn, "k", "p:ours")  # the row takes the next seq, then goes with the rollback
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        await reader._run(fail_after_logging)
+    await asyncio.sleep(0.3)  # idle polls: nobody else committed
+    await writer.set("p:theirs", b"1", 60)  # reuses that seq
+    assert await heard.next() == ["p:theirs"]

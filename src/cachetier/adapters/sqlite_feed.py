@@ -93,7 +93,8 @@ class Subscription:
             self._last, self._data_version = self._log.last_seq(conn), version
             return False, None
         if version == self._data_version:  # no other connection committed: every new row is ours
-            self._last = max(self._last, self._log.own_last)
+            if self._log.own_last > self._last:  # (capped by what committed: a rolled-back row's seq is reused)
+                self._last = max(self._last, min(self._log.own_last, self._log.last_seq(conn)))
             return False, None
         self._data_version = version
         sql = f"SELECT seq, origin, kind, name FROM {self._log.table} WHERE seq > ? ORDER BY seq"
