@@ -280,3 +280,17 @@ def test_the_sync_facade_types_l1_hits_too() -> None:
         assert cache.cache_aside("p", lambda: point, type=PointDC).get() == point
         cache.set("old", {"x": 1})
         assert cache.get("old", lambda: point, type=PointDC) == point  # does not fit: reloaded
+
+
+class Aliased(pydantic.BaseModel):  # type: ignore[misc,name-defined]
+    user_id: int = pydantic.Field(alias="userId")
+    tags: set[str] = pydantic.Field(default_factory=set)
+
+
+def test_a_pydantic_model_with_aliases_is_stored_by_alias_and_validates_back() -> None:
+    codec = JsonCodec()
+    model = Aliased(userId=7, tags={"a"})
+    stored = codec.decode(codec.encode(model))
+    assert stored == {"userId": 7, "tags": {"a"}}  # by alias; the codec keeps sets
+    assert convert(stored, Aliased) == model
+    assert convert(codec.decode(codec.encode([model])), list[Aliased]) == [model]
