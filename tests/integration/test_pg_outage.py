@@ -75,3 +75,25 @@ async def test_a_lease_in_flight_at_a_crash_is_refused_and_a_new_one_granted(ser
         assert await adapter.get("k") == b"new"
     finally:
         await adapter.close()
+
+
+async def test_a_feed_subscribed_while_the_server_is_down_reports_none_once_it_listens(server: PostgresServer) -> None:
+    table = f"ct_{uuid.uuid4().hex[:12]}"
+    writer = PostgresAdapter(server.url, table_name=table, statement_timeout=1.0)
+    reader = PostgresAdapter(server.url, table_name=table, statement_timeout=1.0)
+    reports: asyncio.Queue[list[str] | None] = asyncio.Queue()
+    try:
+        await writer.ping()
+        server.stop("fast")
+        unsubscribe = await reader.subscribe_invalidations("", lambda keys: reports.put_nowait(keys and list(keys)))
+        server.start()
+        assert await asyncio.wait_for(reports.get(), WAIT) is None
+        await _until_it_answers(writer)
+        await writer.set("k", b"1", 60)
+        assert await asyncio.wait_for(reports.get(), WAIT) == ["k"]
+        await unsubscribe()
+    finally:
+        if not server.running:
+            server.start()
+        await writer.close()
+        await reader.close()
