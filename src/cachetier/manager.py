@@ -42,6 +42,7 @@ from cachetier.protocols import L2Adapter, PurgeHook
 from cachetier.purge import PurgeNotifier
 from cachetier.sentinel import MISS, Missing
 from cachetier.stats import CacheStats, L1Stats, L2Stats
+from cachetier.tracing import trace_calls
 from cachetier.typed import TypedCodec
 
 _T = TypeVar("_T")
@@ -116,6 +117,8 @@ class CacheManager:
         )
         self._closed = False
         self._purge = PurgeNotifier(purge_hooks)
+        if logger.isEnabledFor(logging.DEBUG):
+            trace_calls(self)
 
     # -- naming -----------------------------------------------------------------
 
