@@ -202,13 +202,14 @@ class SQLiteAdapter:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        for feed in self._feeds:
-            feed.cancel()
-        task, self._cleanup_task = self._cleanup_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            if task.get_loop() is loop:
-                await asyncio.wait([task])
+        tasks = [*self._feeds, self._cleanup_task]
+        self._feeds.clear()
+        self._cleanup_task = None
+        for task in tasks:
+            if task is not None and not task.done():
+                task.cancel()
+                if task.get_loop() is loop:
+                    await asyncio.wait([task])
         try:
             await loop.run_in_executor(self._executor, self._disconnect)
         except RuntimeError:
