@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from cachetier.protocols import L2Adapter
 
@@ -72,34 +73,41 @@ class PendingChanges:
             self.prefixes, self.tags, self.keys = {}, {}, {}
             try:
                 for prefix in list(prefixes):
-                    await self._one(adapter, adapter.clear(prefix), f"clear {prefix!r}")
+                    await self._one(adapter, partial(adapter.clear, prefix), f"clear {prefix!r}")
                     del prefixes[prefix]
                 for tag in list(tags):
-                    await self._one(adapter, adapter.invalidate_tags([tag]), f"tag {tag!r}")
+                    await self._one(adapter, partial(adapter.invalidate_tags, [tag]), f"tag {tag!r}")
                     del tags[tag]
                 for key in list(keys):
-                    await self._one(adapter, adapter.delete(key), f"key {key!r}")
+                    await self._one(adapter, partial(adapter.delete, key), f"key {key!r}")
                     del keys[key]
             except BaseException:
                 self.remember(keys=list(keys), tags=list(tags))
                 self.prefixes.update(prefixes)
                 raise
 
-    async def _one(self, adapter: L2Adapter, call: Awaitable[object], what: str) -> None:
-        try:
-            await call
-        except Exception as exc:
+    async def _one(self, adapter: L2Adapter, call: Callable[[], Awaitable[object]], what: str) -> None:
+        """Replay one item; drop it only when it fails twice while the backend answers pings.
+
+        Twice: the server may come back between a failed call and the ping,
+        and a real invalidation must not be mistaken for bad input.
+        """
+        for attempt in range(2):
             try:
-                await adapter.ping()
-            except Exception:
-                raise exc from None  # the backend is down: keep it for the next replay
-            self.dropped += 1
-            logger.error(
-                "cachetier: dropped unreplayable %s after an outage (%s: %s); the backend answers, so it is bad input",
-                what,
-                type(exc).__name__,
-                exc,
-            )
+                await call()
+                return
+            except Exception as exc:
+                await adapter.ping()  # raises while the backend is down: keep the item for the next replay
+                failure = exc
+                if attempt == 0:
+                    continue
+        self.dropped += 1
+        logger.error(
+            "cachetier: dropped unreplayable %s after an outage (%s: %s); the backend answers, so it is bad input",
+            what,
+            type(failure).__name__,
+            failure,
+        )
 
 
 class RecoveryProbe:

@@ -338,3 +338,28 @@ async def test_close_makes_a_last_attempt_at_what_is_owed(adapter: SwitchableAda
     adapter.down = False
     await guard.close()
     assert await MemoryAdapter.get(adapter, "g:k") is None
+
+
+class FlickeringAdapter(SwitchableAdapter):
+    """Its first replayed delete fails as the server is coming back; the ping right after succeeds."""
+
+    flickers = 1
+
+    async def delete(self, key: str) -> bool:
+        if self.flickers:
+            self.flickers -= 1
+            raise BackendError("connection refused")
+        return await super().delete(key)
+
+
+async def test_a_replay_failing_as_the_server_comes_back_is_retried_not_dropped() -> None:
+    adapter = FlickeringAdapter()
+    await adapter.set("g:k", b"old", 60)
+    guard = GuardedAdapter(adapter, namespace_prefix="g:", failure_threshold=1, recovery_timeout=60, probe_interval=60)
+    adapter.down = True
+    assert await guard.set("g:k", b"new", 60) is False
+    adapter.down = False
+    await guard.ping()
+    assert guard.pending.dropped == 0
+    assert await MemoryAdapter.get(adapter, "g:k") is None
+    await guard.close()
