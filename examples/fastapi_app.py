@@ -35,6 +35,7 @@ from cachetier import CacheManager, create_cache, create_health_check
 from cachetier.integrations.asgi import CacheMiddleware, purge_endpoint
 from cachetier.integrations.decorators import set_default_cache
 from cachetier.integrations.patterns import CachePatterns
+from cachetier.integrations.starlette import CacheDep, cache_lifespan
 
 logger = logging.getLogger("examples.fastapi_app")
 NO_STORE = {"Cache-Control": "no-store"}
@@ -49,11 +50,6 @@ class NewPost(BaseModel):
     title: str = Field(min_length=1)
 
 
-def cache_of(request: Request) -> CacheManager:
-    cache: CacheManager = request.app.state.cache
-    return cache
-
-
 def users_of(request: Request) -> UserService:
     users: UserService = request.app.state.users
     return users
@@ -64,7 +60,7 @@ def db_of(request: Request) -> Database:
     return db
 
 
-Cache = Annotated[CacheManager, Depends(cache_of)]
+Cache = CacheDep  # the cache on app.state, as cache_lifespan and create_app put it there
 Users = Annotated[UserService, Depends(users_of)]
 Db = Annotated[Database, Depends(db_of)]
 
@@ -94,7 +90,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await manager.start()
         logger.info("cache: %s (%s)", manager.adapter_type, manager.selection_reason)
         if configured_token is None:
             logger.warning("PURGE_TOKEN is not set; this run's purge token is %s", token)
@@ -104,9 +99,12 @@ def create_app(
             await patterns.aclose()
             if owned:
                 set_default_cache(None)
-                await manager.close()
 
-    app = FastAPI(title="cachetier FastAPI example", lifespan=lifespan)
+    # cache_lifespan connects the cache before `lifespan` runs and closes the one it owns after it
+    app = FastAPI(
+        title="cachetier FastAPI example",
+        lifespan=cache_lifespan(manager, lifespan=lifespan, close=owned, set_default=False),
+    )
     app.add_middleware(CacheMiddleware, cache=manager, clock=clock)
     purge = purge_endpoint(manager, token=token)
     # a route answers on the exact path (a mount would redirect it to ".../purge/" with a 307)

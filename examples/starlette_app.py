@@ -40,6 +40,7 @@ from cachetier import CacheManager, create_cache, create_health_check
 from cachetier.integrations.asgi import CacheMiddleware, purge_endpoint
 from cachetier.integrations.decorators import set_default_cache
 from cachetier.integrations.patterns import CachePatterns
+from cachetier.integrations.starlette import cache_lifespan
 
 logger = logging.getLogger("examples.starlette_app")
 NO_STORE = {"Cache-Control": "no-store"}
@@ -152,7 +153,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await manager.start()
         logger.info("cache: %s (%s)", manager.adapter_type, manager.selection_reason)
         if generated_token:
             logger.warning("PURGE_TOKEN is not set; this run's purge token is %s", token)
@@ -162,7 +162,6 @@ def create_app(
             await patterns.aclose()
             if owned:
                 set_default_cache(None)
-                await manager.close()
 
     app = Starlette(
         routes=[
@@ -183,7 +182,8 @@ def create_app(
             Route("/_cache/purge/", purge),
         ],
         middleware=[Middleware(CacheMiddleware, cache=manager, clock=clock)],
-        lifespan=lifespan,
+        # connects the cache before `lifespan` runs and closes the one it owns after it
+        lifespan=cache_lifespan(manager, lifespan=lifespan, close=owned, set_default=False),
     )
     app.state.renders = Counter[str]()
     app.state.cache = manager
