@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -71,7 +72,7 @@ async def _during_first_write_step(monkeypatch: pytest.MonkeyPatch, action: Call
 
     async def run_scripts(client: Any, calls: Sequence[Any]) -> list[Any]:
         nonlocal done
-        if not done and any(script is scripts.WRITE for script, _, _ in calls):
+        if not done and any(call.script is scripts.WRITE for call in calls):
             done = True
             await action()
         return await original(client, calls)
@@ -140,3 +141,18 @@ async def test_concurrent_tagged_writes_and_invalidations_leave_no_tagged_value_
     await asyncio.gather(*(writer(key) for key in keys), invalidator())
     await adapter.invalidate_tags([tag])
     assert await adapter.mget(keys) == [None] * len(keys)
+
+
+async def test_batches_fall_back_to_one_script_per_slot_when_a_node_refuses_a_cross_slot_script(
+    adapter: RedisClusterAdapter, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a node does while one of the batch's slots is being moved to another node.
+    source = "return redis.error_reply('TRYAGAIN slot moving')"
+    refusing = scripts.Script(source, hashlib.sha1(source.encode()).hexdigest())
+    await adapter.ping()
+    for script in (scripts.WRITE, scripts.SET_PLAIN, scripts.GRANT_TICKETS, scripts.PURGE):
+        monkeypatch.setitem(scripts.CROSS_SLOT, script, refusing)
+    keys = [f"{prefix}{i}" for i in range(60)]
+    await adapter.mset([L2Entry(key, b"v", 60, (prefix + "t",) if i % 2 else ()) for i, key in enumerate(keys)])
+    assert await adapter.mget(keys) == [b"v"] * len(keys)
+    assert await adapter.invalidate_tags([prefix + "t"]) == 30

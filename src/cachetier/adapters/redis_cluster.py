@@ -54,24 +54,27 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, cast
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ClusterError, RedisClusterException, RedisError, ResponseError
 
 from cachetier.adapters import redis_cluster_purge as purge
 from cachetier.adapters import redis_cluster_scripts as scripts
 from cachetier.adapters.redis_cluster_batch import (
     TokenSupply,
     draw_from_clock,
+    load_scripts,
     run_commands,
     run_script,
     run_scripts,
 )
 from cachetier.adapters.redis_cluster_calls import (
+    PER_SLOT,
     TICKET_MS,
+    Layout,
     by_slot,
     index_calls,
     ms,
     plain_calls,
-    ticket_call,
+    ticket_calls,
     triples,
     write_calls,
 )
@@ -103,6 +106,7 @@ class RedisClusterAdapter:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._feeds: list[ClusterFeed] = []
         self._initialized = False
+        self._layout = PER_SLOT  # per node (cross-slot scripts) once the servers are known to take them
         self._initializing = asyncio.Lock()
 
     async def _ready(self) -> None:
@@ -117,6 +121,7 @@ class RedisClusterAdapter:
         async with self._initializing:
             if not self._initialized:
                 await self._client.initialize()
+                self._layout = Layout(self._client) if await load_scripts(self._client) else PER_SLOT
                 self._initialized = True
 
     @property
@@ -193,21 +198,26 @@ class RedisClusterAdapter:
                 feed.expect(entry.key, entry.value)
         try:
             await self._ready()
-            plain = [entry for entry in latest if not entry.tags]
-            tagged = [entry for entry in latest if entry.tags]
-            tickets = [str(await self._tokens.take()) for _ in tagged]
-            await run_scripts(
-                self._client,
-                [
-                    *plain_calls(plain),
-                    *[ticket_call(e.key, t) for e, t in zip(tagged, tickets, strict=True)],
-                ],
-            )
-            if tagged:
-                await run_scripts(self._client, index_calls(tagged, 0, TICKET_MS))
-                await run_scripts(self._client, write_calls(tagged, tickets, drop_on_loss=True))
+            if len(latest) == 1 or self._layout is PER_SLOT:
+                await self._write(latest, PER_SLOT)
+                return
+            try:
+                await self._write(latest, self._layout)
+            except (ResponseError, RedisClusterException, ClusterError):
+                # A slot moving between nodes refuses cross-slot scripts. Written again per slot,
+                # with fresh tickets (an entry written by the first attempt may be lost: a miss).
+                await self._write(latest, PER_SLOT)
         except RedisError as exc:
             raise _backend_error("set", exc) from exc
+
+    async def _write(self, entries: Sequence[L2Entry], layout: Layout) -> None:
+        plain = [entry for entry in entries if not entry.tags]
+        tagged = [entry for entry in entries if entry.tags]
+        tickets = [str(await self._tokens.take()) for _ in tagged]
+        await run_scripts(self._client, [*plain_calls(plain, layout), *ticket_calls(tagged, tickets, layout)])
+        if tagged:
+            await run_scripts(self._client, index_calls(tagged, 0, TICKET_MS))
+            await run_scripts(self._client, write_calls(tagged, tickets, drop_on_loss=True, layout=layout))
 
     async def delete(self, key: str) -> bool:
         for feed in self._feeds:
@@ -292,7 +302,7 @@ class RedisClusterAdapter:
             mark = await draw_from_clock(self._client, 1)
             self._tokens.drop(below=mark)
             mark_ms = max(MARK_MIN_MS, 2 * self._longest_lease_ms)
-            return await purge.invalidate(self._client, unique, mark, mark_ms, self._feeds)
+            return await purge.invalidate(self._client, unique, mark, mark_ms, self._feeds, self._layout)
         except RedisError as exc:
             raise _backend_error("invalidate_tags", exc) from exc
 
@@ -300,7 +310,7 @@ class RedisClusterAdapter:
         """Remove every entry under `prefix` with its tag list and lease (SCAN on every primary); count entries."""
         try:
             await self._ready()
-            return await purge.clear(self._client, prefix, self._feeds)
+            return await purge.clear(self._client, prefix, self._feeds, self._layout)
         except RedisError as exc:
             raise _backend_error("clear", exc) from exc
 

@@ -13,25 +13,39 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import NoScriptError, ResponseError
 
 from cachetier.adapters import redis_cluster_scripts as scripts
 from cachetier.adapters.redis_cluster_names import clock_name
 from cachetier.adapters.redis_cluster_scripts import Script
 
-Call = tuple[Script, Sequence[str], Sequence[Any]]
+
+class Call(NamedTuple):
+    """One script run; on `node` when given (a cross-slot script), else on the owner of `keys`' slot."""
+
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Any]
+    node: ClusterNode | None = None
+
 
 TOKEN_BLOCK: Final = 256  # tokens drawn from the clock at once
 TOKEN_BLOCK_AGE: Final = 1.0  # seconds; a block older than this is dropped (see `TokenSupply`)
 
 
-async def load_scripts(client: RedisCluster) -> None:
-    """SCRIPT LOAD every script on every primary."""
+async def load_scripts(client: RedisCluster) -> bool:
+    """SCRIPT LOAD every script on every primary; False when they refuse cross-slot scripts (Redis < 7)."""
     for script in scripts.ALL:
         await client.script_load(script.source)  # redis-py sends SCRIPT LOAD to every primary
+    try:
+        for script in scripts.CROSS_SLOT.values():
+            await client.script_load(script.source)
+    except ResponseError:
+        return False
+    return True
 
 
 async def run_script(client: RedisCluster, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -45,8 +59,11 @@ async def run_script(client: RedisCluster, script: Script, keys: Sequence[str], 
 
 async def _pipelined(client: RedisCluster, calls: Sequence[Call]) -> list[Any]:
     pipe = client.pipeline(transaction=False)
-    for script, keys, args in calls:
-        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    for script, keys, args, node in calls:
+        if node is None:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        else:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, target_nodes=node)
     return list(await pipe.execute(raise_on_error=False))
 
 
@@ -54,8 +71,8 @@ async def run_scripts(client: RedisCluster, calls: Sequence[Call]) -> list[Any]:
     """Every call, one round trip per node; raises the first error any of them met."""
     if not calls:
         return []
-    if len(calls) == 1:
-        script, keys, args = calls[0]
+    if len(calls) == 1 and calls[0].node is None:
+        script, keys, args, _ = calls[0]
         return [await run_script(client, script, keys, args)]
     results = await _pipelined(client, calls)
     refused = [position for position, result in enumerate(results) if isinstance(result, NoScriptError)]

@@ -116,9 +116,10 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1
 """)
 
-# KEYS: a key's lease. ARGV: a writer's ticket, its ttl ms. (Revokes whatever lease was held.)
-GRANT_TICKET: Final = _script("""
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+# KEYS: leases of the keys being written. ARGV: ticket ttl ms, then one ticket per key.
+# (Revokes whatever lease or ticket was held.)
+GRANT_TICKETS: Final = _script("""
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1]) end
 return 0
 """)
 
@@ -218,6 +219,25 @@ return removed
 """)
 
 ALL: Final = (
-    CLOCK, SET_PLAIN, INDEX_ADD, WRITE, GRANT, GRANT_TICKET, RELEASE, UNLINK_ENTRIES,
+    CLOCK, SET_PLAIN, INDEX_ADD, WRITE, GRANT, GRANT_TICKETS, RELEASE, UNLINK_ENTRIES,
     EXPIRE_BEGIN, EXPIRE_END, INCR, INVALIDATE_TAG, PURGE,
 )  # fmt: skip
+
+
+def _cross_slot(script: Script) -> Script:
+    # Redis 7 lets a script flagged so touch keys of several slots, all on its node, so a
+    # batch costs one command per node instead of one per slot. Keys declared in KEYS must
+    # still share a slot, so the names come in ARGV ([name count, names..., arguments...])
+    # and the body sees them as KEYS and ARGV again. A name whose slot this node does not
+    # serve (a slot being moved) fails the script before it writes anything.
+    prologue = """#!lua flags=allow-cross-slot-keys
+local count, names, rest = tonumber(ARGV[1]), {}, {}
+for i = 2, count + 1 do names[#names + 1] = ARGV[i] end
+for i = count + 2, #ARGV do rest[#rest + 1] = ARGV[i] end
+local KEYS, ARGV = names, rest
+"""
+    return _script(prologue + script.source)
+
+
+CROSS_SLOT: Final = {script: _cross_slot(script) for script in (SET_PLAIN, GRANT_TICKETS, WRITE, UNLINK_ENTRIES, PURGE)}
+"""Per-node variants of the scripts whose entries are independent of each other."""
