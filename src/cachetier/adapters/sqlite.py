@@ -37,7 +37,7 @@ from cachetier.adapters.sqlite_connection import (
 )
 from cachetier.adapters.sqlite_connection import default_sqlite_path as default_sqlite_path
 from cachetier.adapters.sqlite_connection import path_from_url as path_from_url
-from cachetier.adapters.sqlite_feed import ChangeLog, OnChange, subscribe
+from cachetier.adapters.sqlite_feed import MAX_LISTED_KEYS, ChangeLog, OnChange, subscribe
 from cachetier.adapters.sqlite_leases import SQLiteLeases
 from cachetier.errors import BackendError, CacheClosedError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry, Lease
@@ -348,8 +348,9 @@ class SQLiteAdapter:
         with transaction(conn):
             self._leases.revoke_tags(conn, tags, now)
             if self._changes.enabled:
-                tagged_keys = f"SELECT DISTINCT key FROM {self._tags} WHERE tag IN ({', '.join('?' * len(tags))})"
-                self._changes.record_keys(conn, [key for (key,) in conn.execute(tagged_keys, tuple(tags))])
+                listed = ", ".join("?" * len(tags))
+                keys_sql = f"SELECT DISTINCT key FROM {self._tags} WHERE tag IN ({listed}) LIMIT {MAX_LISTED_KEYS + 1}"
+                self._changes.record_keys(conn, [key for (key,) in conn.execute(keys_sql, tuple(tags))])
             # Keys removed for one tag are gone when the next is counted: each counts once.
             for tag in dict.fromkeys(tags):
                 tagged = f"SELECT key FROM {self._tags} WHERE tag = ?"
