@@ -96,7 +96,11 @@ def lease_ddl(table_name: str) -> str:
             FOR h IN SELECT DISTINCT hashtextextended(x, {seed}) FROM unnest(tg) AS x ORDER BY 1 LOOP
                 PERFORM pg_advisory_xact_lock_shared(h);
             END LOOP;
-            DELETE FROM {n["leases"]} WHERE key = k AND token = tok AND {live};
+            -- The lease is spent, but its row stays for a moment (token 0 is never granted): a
+            -- get_or_lease whose snapshot predates this commit cannot see the value, and must
+            -- find a live lease and poll (seeing the value) rather than take a new one and load again.
+            UPDATE {n["leases"]} SET token = 0, expires_at = now() + interval '100 milliseconds'
+                WHERE key = k AND token = tok AND {live};
             IF NOT FOUND THEN RETURN false; END IF;
             IF EXISTS (SELECT 1 FROM {n["marks"]} WHERE kind = 't' AND name = ANY(tg) AND token > tok)
                 OR EXISTS (SELECT 1 FROM {n["marks"]} WHERE kind = 'p' AND token > tok AND starts_with(k, name))
