@@ -73,8 +73,11 @@ def _enc_hook(obj: Any) -> Any:
 
 def needs_conversion(tp: Any) -> bool:
     """False when JSON already reads back as `tp` (Any, object, str, int, bool, None, dicts and lists of them)."""
-    if tp in _PLAIN:
-        return False
+    try:
+        if tp in _PLAIN:
+            return False
+    except TypeError:  # an unhashable annotation object: let msgspec judge it
+        return True
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is dict:
         return len(args) != 2 or args[0] is not str or needs_conversion(args[1])
