@@ -156,3 +156,22 @@ async def test_batches_fall_back_to_one_script_per_slot_when_a_node_refuses_a_cr
     await adapter.mset([L2Entry(key, b"v", 60, (prefix + "t",) if i % 2 else ()) for i, key in enumerate(keys)])
     assert await adapter.mget(keys) == [b"v"] * len(keys)
     assert await adapter.invalidate_tags([prefix + "t"]) == 30
+
+
+async def test_concurrent_gets_are_batched_and_each_gets_its_own_value(
+    adapter: RedisClusterAdapter, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [f"{prefix}{i}" for i in range(200)]
+    await adapter.mset([L2Entry(key, key.encode(), 60) for key in keys[::2]])
+    batches: list[int] = []
+    read_many = redis_cluster.read_many
+
+    async def counted(client: Any, layout: Any, batch: Sequence[str]) -> list[bytes | None]:
+        batches.append(len(batch))
+        return await read_many(client, layout, batch)
+
+    monkeypatch.setattr(redis_cluster, "read_many", counted)
+    values = await asyncio.gather(*(adapter.get(key) for key in keys))
+    assert values == [key.encode() if i % 2 == 0 else None for i, key in enumerate(keys)]
+    assert sum(batches) >= 100  # most went out in batches, not one command each
+    assert len(batches) < 20

@@ -53,16 +53,17 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, cast
 
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ClusterError, RedisClusterException, RedisError, ResponseError
 
 from cachetier.adapters import redis_cluster_purge as purge
 from cachetier.adapters import redis_cluster_scripts as scripts
+from cachetier.adapters.redis_batching import GetBatcher
 from cachetier.adapters.redis_cluster_batch import (
     TokenSupply,
     draw_from_clock,
     load_scripts,
-    run_commands,
     run_script,
     run_scripts,
 )
@@ -70,15 +71,15 @@ from cachetier.adapters.redis_cluster_calls import (
     PER_SLOT,
     TICKET_MS,
     Layout,
-    by_slot,
     index_calls,
     ms,
     plain_calls,
+    read_many,
     ticket_calls,
     triples,
     write_calls,
 )
-from cachetier.adapters.redis_cluster_connection import cluster_client, cluster_options_from_url
+from cachetier.adapters.redis_cluster_connection import cluster_client, cluster_options_from_url, options_from_config
 from cachetier.adapters.redis_cluster_feed import ClusterFeed
 from cachetier.adapters.redis_cluster_names import companions
 from cachetier.config import CacheConfig
@@ -95,8 +96,12 @@ class RedisClusterAdapter:
 
     name = "redis-cluster"
 
-    def __init__(self, client: RedisCluster, *, close_client: bool = False) -> None:
-        """Wrap `client` (``decode_responses=False``); close it in `close()` only if `close_client`."""
+    def __init__(self, client: RedisCluster, *, close_client: bool = False, batch_gets: bool = True) -> None:
+        """Wrap `client` (``decode_responses=False``); close it in `close()` only if `close_client`.
+
+        With `batch_gets`, GETs issued while others are in flight go out together
+        (`cachetier.adapters.redis_batching`), as one read script per node.
+        """
         if client.get_connection_kwargs().get("decode_responses"):
             raise ConfigError("RedisClusterAdapter needs a client with decode_responses=False (values are bytes)")
         self._client = client
@@ -105,6 +110,7 @@ class RedisClusterAdapter:
         self._longest_lease_ms = 0
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._feeds: list[ClusterFeed] = []
+        self._batcher = GetBatcher(cast(Redis, _BatchedReads(self))) if batch_gets else None
         self._initialized = False
         self._layout = PER_SLOT  # per node (cross-slot scripts) once the servers are known to take them
         self._initializing = asyncio.Lock()
@@ -132,14 +138,7 @@ class RedisClusterAdapter:
     @classmethod
     def from_config(cls, config: CacheConfig) -> RedisClusterAdapter:
         """Build from `redis_url` (whose settings win) or `redis_host`/`redis_port` as one seed node."""
-        options: dict[str, Any] = {
-            "max_connections": config.redis_max_connections,
-            "socket_timeout": config.redis_socket_timeout,
-            "connect_timeout": config.redis_connect_timeout,
-            "db": config.redis_database,
-        }
-        if config.redis_password is not None:
-            options["password"] = config.redis_password
+        options = options_from_config(config)
         if config.redis_url:
             return cls.from_url(config.redis_url, **options)
         node = (config.redis_host or "localhost", config.redis_port)
@@ -154,6 +153,9 @@ class RedisClusterAdapter:
     # -- reads -------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
+        """One GET; while others are in flight, it joins the next batch (`mget`, one script per node)."""
+        if self._batcher is not None and self._initialized:
+            return await self._batcher.get(key)
         try:
             await self._ready()
             return cast(bytes | None, await self._client.get(key))
@@ -161,19 +163,17 @@ class RedisClusterAdapter:
             raise _backend_error("get", exc) from exc
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
-        """One MGET per slot, pipelined: one round trip per node."""
+        """One script per node on Redis 7 (else one MGET per slot), pipelined: one round trip per node."""
         if not keys:
             return []
-        groups = by_slot(dict.fromkeys(keys))
         try:
             await self._ready()
-            replies = await run_commands(self._client, [("MGET", *group) for group in groups.values()])
+            return await self._read_many(keys)
         except RedisError as exc:
             raise _backend_error("mget", exc) from exc
-        found: dict[str, bytes | None] = {}
-        for group, values in zip(groups.values(), replies, strict=True):
-            found.update(zip(group, values, strict=True))
-        return [found[key] for key in keys]
+
+    async def _read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return await read_many(self._client, self._layout, keys)
 
     async def exists(self, key: str) -> bool:
         try:
@@ -370,6 +370,8 @@ class RedisClusterAdapter:
     async def close(self) -> None:
         """Close the change feeds and (if this adapter made it) the client; idempotent."""
         closers, self._closers = self._closers, []
+        if self._batcher is not None:
+            await self._batcher.close()
         try:
             for closer in closers:
                 await closer()
@@ -378,6 +380,19 @@ class RedisClusterAdapter:
                 await self._client.aclose()
         except RedisError as exc:
             raise _backend_error("close", exc) from exc
+
+
+class _BatchedReads:
+    """What `GetBatcher` calls: a lone GET through the cluster client, batches through `_read_many`."""
+
+    def __init__(self, adapter: RedisClusterAdapter) -> None:
+        self._adapter = adapter
+
+    async def get(self, key: str) -> Any:
+        return await self._adapter.client.get(key)
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        return await self._adapter._read_many(keys)
 
 
 def _backend_error(operation: str, exc: RedisError) -> BackendError:

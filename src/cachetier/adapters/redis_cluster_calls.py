@@ -8,14 +8,16 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ClusterError, RedisClusterException, ResponseError
 
 from cachetier.adapters import redis_cluster_scripts as scripts
-from cachetier.adapters.redis_cluster_batch import Call
+from cachetier.adapters.redis_cluster_batch import Call, run_commands, run_scripts
 from cachetier.adapters.redis_cluster_names import TAG_INDEX, TAG_MARK, companions, internal, slot_of
 from cachetier.protocols import L2Entry
 
 TICKET_MS: Final = 5_000  # a write's ticket outlives any normal write; a slower one stores nothing
 _CHUNK: Final = 500  # entries per write script: a longer one holds its node up longer
+_READ_CHUNK: Final = 512  # keys per read script
 _T = TypeVar("_T")
 
 
@@ -122,3 +124,23 @@ def _entry_key(entry: L2Entry) -> str:
 
 def _paired_key(pair: tuple[L2Entry, str]) -> str:
     return pair[0].key
+
+
+async def read_many(client: RedisCluster, layout: Layout, keys: Sequence[str]) -> list[bytes | None]:
+    """The values of `keys` in order: one read script per node, or (per slot, or a slot being moved) MGETs."""
+    unique = list(dict.fromkeys(keys))
+    found: dict[str, bytes | None] = {}
+    if layout is not PER_SLOT:
+        try:
+            groups = layout.groups(unique, str, _READ_CHUNK)
+            calls = [layout.call(scripts.GET_MANY, group, (), node) for node, group in groups]
+            for (_, group), values in zip(groups, await run_scripts(client, calls), strict=True):
+                found.update(zip(group, values, strict=True))
+            return [found[key] for key in keys]
+        except (ResponseError, RedisClusterException, ClusterError):
+            found.clear()
+    groups_by_slot = by_slot(unique)
+    replies = await run_commands(client, [("MGET", *group) for group in groups_by_slot.values()])
+    for group, values in zip(groups_by_slot.values(), replies, strict=True):
+        found.update(zip(group, values, strict=True))
+    return [found[key] for key in keys]

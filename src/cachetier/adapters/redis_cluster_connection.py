@@ -22,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisClusterException
 
+from cachetier.config import CacheConfig
 from cachetier.errors import ConfigError
 
 CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -101,3 +102,16 @@ def cluster_client(
         )
     except (RedisClusterException, TypeError, ValueError) as exc:
         raise ConfigError(f"redis cluster settings are invalid: {exc}") from exc
+
+
+def options_from_config(config: CacheConfig) -> dict[str, Any]:
+    """`cluster_client` options from the Redis settings of `config` (a URL's own settings win over them)."""
+    options: dict[str, Any] = {
+        "max_connections": config.redis_max_connections,
+        "socket_timeout": config.redis_socket_timeout,
+        "connect_timeout": config.redis_connect_timeout,
+        "db": config.redis_database,
+    }
+    if config.redis_password is not None:
+        options["password"] = config.redis_password
+    return options

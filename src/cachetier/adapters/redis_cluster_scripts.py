@@ -103,6 +103,13 @@ end
 return results
 """)
 
+# KEYS: values to read. Returns them in order (nil where absent): MGET, for the per-node variant.
+GET_MANY: Final = _script("""
+local values = {}
+for i = 1, #KEYS do values[i] = redis.call('GET', KEYS[i]) end
+return values
+""")
+
 # KEYS: value, lease. ARGV: token, lease ttl ms.
 # The value; or 0 when another lease or ticket is held; or 1 when the lease is now ours
 # (also when a retried call finds its own token).
@@ -239,5 +246,7 @@ local KEYS, ARGV = names, rest
     return _script(prologue + script.source)
 
 
-CROSS_SLOT: Final = {script: _cross_slot(script) for script in (SET_PLAIN, GRANT_TICKETS, WRITE, UNLINK_ENTRIES, PURGE)}
+CROSS_SLOT: Final = {
+    script: _cross_slot(script) for script in (GET_MANY, SET_PLAIN, GRANT_TICKETS, WRITE, UNLINK_ENTRIES, PURGE)
+}
 """Per-node variants of the scripts whose entries are independent of each other."""
