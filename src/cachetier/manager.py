@@ -247,7 +247,7 @@ class CacheManager:
         type: Any = None,
     ) -> Any:
         full = self._full_key(key, namespace)
-        full_tags = self._full_tags(tags)
+        full_tags = self._full_tags(tags) if tags else ()
         limit = self.config.loader_timeout if loader_timeout is None else check_ttl(loader_timeout, "loader_timeout")
         value = self._l1_get(full)
         if value is MISS:
