@@ -40,11 +40,11 @@ ticket, raises the index scores, then resets the TTL if the ticket held.
 Costs, in round trips (each one per node, in parallel): `get` 1; `mget`/untagged
 `set`/`mset` 1; tagged `set`/`mset` 3; `set_leased` 2 (1 without tags);
 `get_or_lease` 1 (plus a clock draw per 256 tokens or per second);
-`invalidate_tags` 3 whatever the number of keys (a script per slot of the
-purged keys, 300 keys per script at most); `clear` SCANs every primary.
-`delete`, `exists`, `incr` 1. Tag indexes and marks are left to expire by
-themselves (`clear` does not remove them: an index removed under a write in
-flight would lose its key).
+`invalidate_tags` 3 whatever the number of keys; `clear` SCANs every primary;
+`delete`, `exists`, `incr` 1. Batches run one script per node and 300-500 keys
+(Redis 7 cross-slot scripts, `redis_cluster_calls.Layout`), else per slot. Tag
+indexes and marks expire by themselves (`clear` leaves them: an index removed
+under a write in flight would lose its key). Change feed: `redis_cluster_feed`.
 """
 
 from __future__ import annotations
