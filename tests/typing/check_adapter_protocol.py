@@ -9,8 +9,10 @@ from cachetier import CacheConfig, CacheManager, L2Adapter, create_with_config
 from cachetier.adapters.memory import MemoryAdapter
 from cachetier.adapters.postgres import PostgresAdapter
 from cachetier.adapters.redis import RedisAdapter
+from cachetier.adapters.redis_cluster import RedisClusterAdapter
 from cachetier.adapters.sqlite import SQLiteAdapter
 from cachetier.guard import GuardedAdapter
+from cachetier.protocols import InvalidationSource, LeasingAdapter
 from cachetier.selection import SelectingAdapter
 
 
@@ -19,9 +21,18 @@ def adapters_conform() -> list[L2Adapter]:
         MemoryAdapter(),
         SQLiteAdapter(":memory:"),
         RedisAdapter.from_url("redis://127.0.0.1:6379/0"),
+        RedisClusterAdapter.from_url("redis+cluster://127.0.0.1:7000,127.0.0.1:7001/"),
         PostgresAdapter("postgresql://postgres@127.0.0.1/test"),
         SelectingAdapter(CacheConfig()),
     ]
+
+
+def cluster_adapter_leases() -> LeasingAdapter:
+    return RedisClusterAdapter.from_url("redis+cluster://127.0.0.1:7000/")
+
+
+def cluster_adapter_has_a_change_feed() -> InvalidationSource:
+    return RedisClusterAdapter.from_url("redis+cluster://127.0.0.1:7000/")
 
 
 def guard_wraps_any_adapter(adapter: L2Adapter) -> GuardedAdapter:
