@@ -18,10 +18,12 @@ How a leased store stays race-free under READ COMMITTED:
   a concurrent leased store inserts. So `set_leased`, `invalidate_tags`, `clear`
   and `delete` are plpgsql functions, where each statement takes a new snapshot:
   `set_leased` first takes shared advisory locks (one per tag, one for "any
-  clear"), then deletes its lease row (DELETE ... RETURNING: a concurrent write
-  that deletes the lease serialises with us on that row), then reads the marks,
-  then upserts. `invalidate_tags` and `clear` take the same locks exclusively
-  before they write marks and delete. Either the store committed first (the
+  clear"), then spends its lease row (an UPDATE to token 0 that lives 100 ms more,
+  so that a `get_or_lease` whose snapshot predates our commit finds it busy and
+  polls rather than leasing and loading again; a concurrent write that deletes
+  the lease serialises with us on that row), then reads the marks, then upserts.
+  `invalidate_tags` and `clear` take the same locks exclusively before they write
+  marks and delete. Either the store committed first (the
   invalidation then sees and deletes its row) or the invalidation did (the store
   then sees its mark). `delete` deletes the lease row, then the entry in a second
   statement, so it also sees a row that a store holding the lease committed while it waited.
