@@ -107,6 +107,8 @@ def lease_ddl(table_name: str) -> str:
             IF EXISTS (SELECT 1 FROM {n["marks"]} WHERE kind = 't' AND name = ANY(tg) AND token > tok)
                 OR EXISTS (SELECT 1 FROM {n["marks"]} WHERE kind = 'p' AND token > tok AND starts_with(k, name))
             THEN
+                -- Refused: nothing was stored for a late reader to miss, so the next caller may lease at once.
+                DELETE FROM {n["leases"]} WHERE key = k AND token = 0;
                 RETURN false;
             END IF;
             INSERT INTO {t} AS t (key, value, expires_at, tags) VALUES (k, v, now() + make_interval(secs => ttl), tg)
