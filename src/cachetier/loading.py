@@ -104,11 +104,13 @@ class MissLoader:
                     await self._l2.delete(full)
                 raise
             value = self._entries.decode_value(full, data)  # what every later read of it will give
-            if generation != self._generation() or written:
-                return value  # an invalidation or a newer write of ours landed while it ran
+            current = generation == self._generation() and not written
             if lease.token is not None:
-                await self._store_leased(full, value, data, seconds, expires_at, tags, lease.token)
-            elif not lease.busy:  # no lease to be had (L2 down, or an adapter without leases)
+                # Redeemed whatever happened meanwhile: L2 knows whether a change revoked the lease,
+                # and a store it refuses releases the lease too. Left unredeemed, the lease would
+                # keep every other process waiting `lease_wait` for `lease_ttl`.
+                await self._store_leased(full, value, data, seconds, expires_at, tags, lease.token, current)
+            elif current and not lease.busy:  # no lease to be had (L2 down, or an adapter without leases)
                 await self._write(full, data, seconds, expires_at, tags)
             return value
 
@@ -153,11 +155,13 @@ class MissLoader:
         expires_at: float,
         tags: tuple[str, ...],
         token: int,
+        current: bool,
     ) -> None:
         generation = self._generation()
         stored = await self._l2.set_leased(full, data, seconds, tags, token)
-        # L1 follows L2's verdict: a revoked lease means something newer exists there.
-        if stored and generation == self._generation() and self._config.l1_enabled:
+        # L1 follows L2's verdict (a revoked lease means something newer exists there), and takes
+        # nothing when an invalidation in this process or a write of ours landed during the load.
+        if stored and current and generation == self._generation() and self._config.l1_enabled:
             self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
 
     async def call_loader(self, full: str, loader: Callable[[], Any], time_limit: float | None) -> tuple[Any, bool]:

@@ -125,3 +125,15 @@ async def test_concurrent_misses_in_two_processes_run_one_loader(pair: Pair) -> 
     results = await asyncio.gather(*(cache.get("k", slow) for cache in pair for _ in range(10)))
     assert results == ["loaded"] * 20
     assert len(calls) == 1
+
+
+async def test_a_load_overtaken_by_an_unrelated_change_still_stores_and_frees_its_lease(pair: Pair) -> None:
+    reader, other = pair
+    loader = HeldLoader("loaded")
+    load = asyncio.create_task(reader.get("k", loader, tags=["users"]))
+    await loader.started.wait()
+    await reader.invalidate_by_tag("posts")  # moves this process's generation, touches nothing of "k"
+    loader.release.set()
+    assert await load == "loaded"
+    # Had the lease been left unredeemed, `other` would wait lease_wait (2 s) and load for itself.
+    assert await asyncio.wait_for(other.get("k", lambda: "loaded again"), 1.0) == "loaded"
