@@ -29,7 +29,7 @@ entries (named in `cachetier.adapters.redis_keys`):
   the purge sets of tag invalidations in progress (`redis_purge`).
 
 Writing a value with its tags, resetting a TTL, deleting and taking or
-redeeming a lease are each one Lua script (`cachetier.adapters.redis_scripts`);
+redeeming a lease are each one Lua script (`redis_scripts`, run by `redis_writes`);
 concurrent ones go out as one pipeline (`redis_batching`). Invalidating tags is
 a loop of scripts of bounded length (`redis_purge`): once `invalidate_tags`
 returns, every key written with those tags before it began is gone.
@@ -62,8 +62,6 @@ from cachetier.protocols import L2Entry, Lease
 _FENCE_MARK: Final = FENCE_MARK.encode()
 _SCAN_COUNT: Final = 1000
 MAX_LEASE_TTL: Final = 3600.0  # seconds; longer leases are cut to it, and marks fall back to it
-_tag_index = redis_keys.tag_index
-_tag_list = redis_keys.tag_list
 
 
 def _reserved(key: bytes) -> bool:
@@ -113,7 +111,7 @@ class RedisAdapter:
         self._scripts = ScriptBatcher(client, joinable, MSET_CHUNK) if batch_writes else None
         self._invalidate = client.register_script(redis_purge.INVALIDATE)
         self._mark = client.register_script(redis_lease_scripts.MARK)
-        self.purge_chunk = redis_purge.CHUNK  # keys per invalidation script (tests make it small)
+        self.purge_chunk = redis_purge.CHUNK  # most keys one invalidation script removes (tests make it small)
 
     async def _run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         if self._scripts is not None:
