@@ -50,10 +50,13 @@ async def raw(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.mark.parametrize("purge_chunk", [None, 3], ids=["default-chunks", "3-key-chunks"])
 async def test_tagged_writes_finished_before_an_invalidation_are_gone_after_it(
-    adapter: RedisAdapter, prefix: str
+    adapter: RedisAdapter, prefix: str, purge_chunk: int | None
 ) -> None:
     tag, other = prefix + "hot", prefix + "other"
+    if purge_chunk is not None:  # invalidations overlap and finish each other's purges
+        adapter.purge_chunk = purge_chunk
     finished: list[str] = []
     writing = True
     counter = itertools.count()
