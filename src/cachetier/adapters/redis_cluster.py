@@ -87,8 +87,6 @@ from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry, Lease
 
 MARK_MIN_MS: Final = 600_000  # marks outlive every lease drawn before them (longer leases raise it)
-_PURGE_CHUNK: Final = 300  # keys per purge script: a longer script holds its node up longer
-_SCAN_COUNT: Final = 1000
 
 
 class RedisClusterAdapter:
