@@ -46,7 +46,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, cast
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 
 from cachetier.adapters import redis_keys, redis_lease_scripts, redis_purge, redis_scripts
@@ -54,7 +53,7 @@ from cachetier.adapters.redis_batching import GetBatcher, ScriptBatcher
 from cachetier.adapters.redis_connection import client_for_host, client_for_url
 from cachetier.adapters.redis_keys import LEASE_COUNTER, lease, namespace_of, prefix_mark
 from cachetier.adapters.redis_tracking import FENCE_MARK, FENCE_TTL_MS, InvalidationFeed
-from cachetier.adapters.redis_writes import MSET_CHUNK, KeyedScripts, ms
+from cachetier.adapters.redis_writes import KeyedScripts, ms
 from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Entry, Lease
@@ -106,17 +105,11 @@ class RedisAdapter:
         self._closers: list[Callable[[], Awaitable[None]]] = [client.aclose] if close_client else []
         self._batcher = GetBatcher(client) if batch_gets else None
         self._feeds: list[InvalidationFeed] = []
-        self._writes = KeyedScripts(client, self._run)
-        joinable = self._writes.set_untagged
-        self._scripts = ScriptBatcher(client, joinable, MSET_CHUNK) if batch_writes else None
+        self._scripts = ScriptBatcher(client, batch=batch_writes)
+        self._writes = KeyedScripts(client, self._scripts)
         self._invalidate = client.register_script(redis_purge.INVALIDATE)
         self._mark = client.register_script(redis_lease_scripts.MARK)
         self.purge_chunk = redis_purge.CHUNK  # most keys one invalidation script removes (tests make it small)
-
-    async def _run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if self._scripts is not None:
-            return await self._scripts.run(script, keys, args)
-        return await redis_scripts.run_script(self._client, script, keys, args)
 
     @property
     def client(self) -> Redis:
@@ -347,8 +340,7 @@ class RedisAdapter:
         closers, self._closers = self._closers, []
         if self._batcher is not None:
             await self._batcher.close()
-        if self._scripts is not None:
-            await self._scripts.close()
+        await self._scripts.close()
         # Every step runs even if one fails (a failed client close must not leak the Sentinel connections).
         first_error: Exception | None = None
         for closer in closers:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -42,7 +42,7 @@ MAX_BATCH: Final = 512  # keys per MGET: a longer one holds the single-threaded 
 
 _Waiter = tuple[str, "asyncio.Future[bytes | None]"]
 _Call = tuple[AsyncScript, Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
-_Command = tuple[AsyncScript, list[str], list[Any], list["asyncio.Future[Any]"]]
+_Command = tuple[AsyncScript, list[str], list[Any], list["asyncio.Future[Any]"], list[int]]
 
 
 class GetBatcher:
@@ -111,38 +111,64 @@ class GetBatcher:
             await asyncio.gather(*self._flushes, return_exceptions=True)
 
 
+class Joinable(NamedTuple):
+    """A script whose calls may be joined into one: KEYS and ARGV are runs of parts, `keys_per_part` KEYS each.
+
+    It must do each part on its own and return the (1-based) positions of the
+    parts it did not do, as `redis_scripts.SET_UNTAGGED` does.
+    """
+
+    script: AsyncScript
+    keys_per_part: int
+    max_parts: int
+
+
 class ScriptBatcher:
     """Runs an EVALSHA directly when no script is in flight, else pipelines it with the others queued.
 
-    Consecutive queued calls of `joinable` (at most `join_limit` at a time) go
-    out as one call of it with their KEYS and ARGV concatenated: a script that
-    does each part on its own and returns the (1-based) positions of the parts
-    it did not do, as `redis_scripts.SET_UNTAGGED` does. Each caller then gets
-    the reply a lone call would have had: ``[1]`` when its part was not done, else ``[]``.
+    Consecutive queued calls of the `joinable` script go out as one call of it
+    (at most `max_parts` parts), their KEYS and ARGV concatenated; each caller
+    gets the reply its own call would have had (the positions of its parts not
+    done). With `batch=False` every `run` is sent at once, alone.
     """
 
-    def __init__(self, client: Redis, joinable: AsyncScript | None = None, join_limit: int = 1) -> None:
+    def __init__(self, client: Redis, joinable: Joinable | None = None, *, batch: bool = True) -> None:
         self._client = client
         self._joinable = joinable
-        self._join_limit = join_limit
+        self._batch = batch
         self._in_flight = 0
         self._queue: list[_Call] = []
         self._flushes: set[asyncio.Task[None]] = set()
         self._next_flush: asyncio.Task[None] | None = None
 
+    def join(self, joinable: Joinable) -> None:
+        """Join queued calls of `joinable.script` from now on."""
+        self._joinable = joinable
+
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The script's reply; raises `RedisError` (or `BackendError` when a whole batch failed)."""
-        if not self._in_flight:
+        if not self._in_flight or not self._batch:
             self._in_flight += 1
             try:
                 return await run_script(self._client, script, keys, args)
             finally:
                 self._in_flight -= 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue([(script, keys, args, future)])
+        return await future
+
+    async def run_many(self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """Each call's reply or exception, in order; the calls go out together in the next pipeline."""
+        loop = asyncio.get_running_loop()
+        queued = [(script, keys, args, loop.create_future()) for script, keys, args in calls]
+        self._enqueue(queued)
+        return await asyncio.gather(*(future for *_, future in queued), return_exceptions=True)
+
+    def _enqueue(self, calls: list[_Call]) -> None:
+        # Not "if the queue is empty": a flush cancelled before it ran would strand the queue for good.
         if self._next_flush is None or self._next_flush.done():
             self._schedule_flush()
-        self._queue.append((script, keys, args, future))
-        return await future
+        self._queue.extend(calls)
 
     def _schedule_flush(self) -> None:
         task = asyncio.get_running_loop().create_task(self._flush())
@@ -151,15 +177,24 @@ class ScriptBatcher:
         task.add_done_callback(self._flushes.discard)
 
     def _commands(self, batch: list[_Call]) -> list[_Command]:
+        joinable = self._joinable
         commands: list[_Command] = []
         for script, keys, args, future in batch:
             last = commands[-1] if commands else None
-            if script is self._joinable and last is not None and last[0] is script and len(last[3]) < self._join_limit:
+            parts = len(keys) // joinable.keys_per_part if joinable is not None and script is joinable.script else 0
+            if (
+                parts
+                and last is not None
+                and last[0] is script
+                and joinable is not None
+                and sum(last[4]) + parts <= joinable.max_parts
+            ):
                 last[1].extend(keys)
                 last[2].extend(args)
                 last[3].append(future)
+                last[4].append(parts)
             else:
-                commands.append((script, list(keys), list(args), [future]))
+                commands.append((script, list(keys), list(args), [future], [parts]))
         return commands
 
     async def _flush(self) -> None:
@@ -173,43 +208,48 @@ class ScriptBatcher:
         self._in_flight += 1
         try:
             async with self._client.pipeline(transaction=False) as pipe:
-                for script, keys, args, _ in commands:
+                for script, keys, args, *_ in commands:
                     pipe.evalsha(script.sha, len(keys), *keys, *args)
                 results = await pipe.execute(raise_on_error=False)
-            for (script, keys, args, futures), result in zip(commands, results, strict=True):
+            for (script, keys, args, futures, parts), result in zip(commands, results, strict=True):
                 if isinstance(result, NoScriptError):  # the server lost its scripts (restart, SCRIPT FLUSH)
                     try:
                         result = await run_script(self._client, script, keys, args)
                     except RedisError as exc:
                         result = exc
-                self._answer(script, futures, result)
+                _answer(futures, parts, result)
         except BaseException as exc:  # a Redis fault, or this task cancelled (the adapter closing)
-            for *_, futures in commands:
+            for *_, futures, _ in commands:
                 _fail(futures, exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
             self._in_flight -= 1
 
-    def _answer(self, script: AsyncScript, futures: list[asyncio.Future[Any]], result: Any) -> None:
-        if isinstance(result, Exception):
-            if len(futures) == 1:
-                if not futures[0].done():
-                    futures[0].set_exception(result)
-            else:
-                _fail(futures, result)
-        elif script is self._joinable:
-            skipped = set(result)
-            for position, future in enumerate(futures, 1):
-                if not future.done():
-                    future.set_result([1] if position in skipped else [])
-        elif not futures[0].done():
-            futures[0].set_result(result)
-
     async def close(self) -> None:
         """Wait for batches in flight, so that no waiter is left hanging."""
         if self._flushes:
             await asyncio.gather(*self._flushes, return_exceptions=True)
+
+
+def _answer(futures: list[asyncio.Future[Any]], parts: list[int], result: Any) -> None:
+    """Give each caller its own call's reply; `parts` is 0 for a call that was not joined."""
+    if isinstance(result, Exception):
+        if len(futures) == 1:
+            if not futures[0].done():
+                futures[0].set_exception(result)
+        else:
+            _fail(futures, result)
+        return
+    if not parts[0]:
+        if not futures[0].done():
+            futures[0].set_result(result)
+        return
+    skipped, offset = sorted(result), 0
+    for future, count in zip(futures, parts, strict=True):
+        if not future.done():
+            future.set_result([position - offset for position in skipped if offset < position <= offset + count])
+        offset += count
 
 
 def _fail(futures: list[asyncio.Future[Any]], exc: BaseException) -> None:

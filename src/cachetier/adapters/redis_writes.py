@@ -12,22 +12,20 @@ tag the key had, so one retry is the rule). Calls raise what the client raises
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from cachetier.adapters import redis_lease_scripts, redis_scripts
+from cachetier.adapters.redis_batching import Joinable, ScriptBatcher
 from cachetier.adapters.redis_keys import LEASE_COUNTER, lease, namespace_of, prefix_mark, tag_index, tag_list, tag_mark
 from cachetier.errors import BackendError
 from cachetier.protocols import L2Entry, Lease
 
 MSET_CHUNK: Final = 500  # entries per untagged-write script: a longer one holds the server up longer
 _ATTEMPTS: Final = 4  # tag-list retries; each one learns every tag the key had
-
-Run = Callable[[AsyncScript, Sequence[str], Sequence[Any]], Awaitable[Any]]
 
 
 def ms(ttl: float) -> int:
@@ -38,11 +36,13 @@ def ms(ttl: float) -> int:
 class KeyedScripts:
     """The scripts that change one key (or, in `mset`, many), each call sent through `run`."""
 
-    def __init__(self, client: Redis, run: Run) -> None:
+    def __init__(self, client: Redis, scripts: ScriptBatcher) -> None:
         self._client = client
-        self._run = run
+        self._run = scripts.run
+        self._run_many = scripts.run_many
         self._write = client.register_script(redis_scripts.WRITE)
         self.set_untagged = client.register_script(redis_scripts.SET_UNTAGGED)
+        scripts.join(Joinable(self.set_untagged, keys_per_part=3, max_parts=MSET_CHUNK))
         self._expire = client.register_script(redis_scripts.EXPIRE)
         self._delete = client.register_script(redis_scripts.DELETE)
         self._get_or_lease = client.register_script(redis_lease_scripts.GET_OR_LEASE)
@@ -54,37 +54,27 @@ class KeyedScripts:
         await self.write(L2Entry(key, value, ttl, tags), ())
 
     async def mset(self, entries: Sequence[L2Entry]) -> None:
-        """Untagged entries go in one script per `MSET_CHUNK`, tagged ones in a WRITE each, in one pipeline."""
-        try:
-            rewrites = await self._pipelined_writes(entries)
-        except NoScriptError:  # the server lost its scripts (restart, SCRIPT FLUSH)
-            await self._client.script_load(redis_scripts.SET_UNTAGGED)
-            await self._client.script_load(redis_scripts.WRITE)
-            rewrites = await self._pipelined_writes(entries)
-        for entry, stored_tags in rewrites:
-            await self.write(entry, stored_tags)
-
-    async def _pipelined_writes(self, entries: Sequence[L2Entry]) -> list[tuple[L2Entry, Sequence[bytes]]]:
-        """Send every write at once; return the entries to write again with WRITE, and their stored tags."""
+        """Untagged entries go in one script per `MSET_CHUNK`, tagged ones in a WRITE each, all in one pipeline."""
         untagged = [entry for entry in entries if not entry.tags]
         tagged = [entry for entry in entries if entry.tags]
         chunks = [untagged[start : start + MSET_CHUNK] for start in range(0, len(untagged), MSET_CHUNK)]
-        async with self._client.pipeline(transaction=False) as pipe:
-            for chunk in chunks:
-                keys = [name for entry in chunk for name in (entry.key, tag_list(entry.key), lease(entry.key))]
-                args = [arg for entry in chunk for arg in (entry.value, ms(entry.ttl))]
-                pipe.evalsha(self.set_untagged.sha, len(keys), *keys, *args)
-            for entry in tagged:
-                keys, args = self._write_arguments(entry, ())
-                pipe.evalsha(self._write.sha, len(keys), *keys, *args)
-            results = await pipe.execute()
+        calls: list[tuple[AsyncScript, Sequence[str], Sequence[Any]]] = []
+        for chunk in chunks:
+            keys = [name for entry in chunk for name in (entry.key, tag_list(entry.key), lease(entry.key))]
+            calls.append((self.set_untagged, keys, [arg for entry in chunk for arg in (entry.value, ms(entry.ttl))]))
+        calls += [(self._write, *self._write_arguments(entry, ())) for entry in tagged]
+        results = await self._run_many(calls)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         rewrites: list[tuple[L2Entry, Sequence[bytes]]] = []
         for chunk, skipped in zip(chunks, results, strict=False):
             rewrites += [(chunk[position - 1], ()) for position in skipped]
         for entry, result in zip(tagged, results[len(chunks) :], strict=True):
             if isinstance(result, list):
                 rewrites.append((entry, result))
-        return rewrites
+        for entry, stored_tags in rewrites:
+            await self.write(entry, stored_tags)
 
     @staticmethod
     def _write_arguments(entry: L2Entry, known: Sequence[str]) -> tuple[list[str], list[Any]]:
