@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from cachetier import CacheConfig, CacheManager
 from cachetier.adapters.redis import RedisAdapter
 from cachetier.adapters.redis_keys import tag_list
-from cachetier.errors import BackendError
+from cachetier.errors import BackendError, NotAnIntegerError
 from cachetier.protocols import L2Entry
 from servers import RedisServer
 
@@ -116,3 +116,21 @@ async def test_batched_writes_reload_scripts_the_server_lost() -> None:
             assert await adapter.invalidate_tags(["t"]) == 50
         finally:
             await adapter.close()
+
+
+async def test_concurrent_increments_are_batched_and_none_is_lost(adapter: RedisAdapter, prefix: str) -> None:
+    results = await asyncio.gather(*(adapter.incr(prefix + f"n{i % 10}", 1, 60) for i in range(10_000)))
+    assert sorted(results) == sorted(list(range(1, 1_001)) * 10)
+    assert await adapter.mget([prefix + f"n{i}" for i in range(10)]) == [b"1000"] * 10
+
+
+async def test_incr_is_exact_past_2_to_the_53_and_refuses_to_overflow(
+    adapter: RedisAdapter, redis_url: str, prefix: str
+) -> None:
+    assert await adapter.incr(prefix + "big", 2**60 + 1, 60) == 2**60 + 1
+    assert await adapter.incr(prefix + "big", 2, 60) == 2**60 + 3
+    async with Redis.from_url(redis_url) as raw:
+        await raw.set(prefix + "max", str(2**63 - 1), ex=60)
+    with pytest.raises(NotAnIntegerError):
+        await adapter.incr(prefix + "max", 1, 60)
+    assert await adapter.get(prefix + "max") == str(2**63 - 1).encode()

@@ -51,7 +51,7 @@ from redis.exceptions import RedisError, ResponseError
 from cachetier.adapters import redis_keys, redis_lease_scripts, redis_purge, redis_scripts
 from cachetier.adapters.redis_batching import GetBatcher, ScriptBatcher
 from cachetier.adapters.redis_connection import client_for_host, client_for_url
-from cachetier.adapters.redis_keys import LEASE_COUNTER, lease, namespace_of, prefix_mark
+from cachetier.adapters.redis_keys import LEASE_COUNTER, namespace_of, prefix_mark
 from cachetier.adapters.redis_tracking import FENCE_MARK, FENCE_TTL_MS, InvalidationFeed
 from cachetier.adapters.redis_writes import KeyedScripts, ms
 from cachetier.config import CacheConfig
@@ -227,19 +227,14 @@ class RedisAdapter:
             return await self._writes.expire(key, ttl)
 
     async def incr(self, key: str, by: int, ttl: float) -> int:
-        """INCRBY in a transaction with SET NX PX, so a new counter gets `ttl` atomically; revokes the lease."""
+        """INCRBY and SET NX PX in one script, so a new counter gets `ttl` atomically; revokes the lease."""
         with _backend_errors("incr"):
             try:
-                async with self._client.pipeline(transaction=True) as pipe:
-                    pipe.set(key, 0, px=ms(ttl), nx=True)
-                    pipe.incrby(key, by)
-                    pipe.delete(lease(key))
-                    results = await pipe.execute()
+                return await self._writes.incr(key, by, ttl)
             except ResponseError as exc:
-                if "not an integer" not in str(exc):
+                if "not an integer" not in str(exc) and "overflow" not in str(exc):
                     raise
                 raise NotAnIntegerError(f"value at {key!r} is not an integer (or would overflow 64 bits)") from exc
-            return int(results[1])
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
         """Delete every key carrying any of `tags`, in scripts of bounded length; count each live key once."""

@@ -155,6 +155,17 @@ return redis.call('UNLINK', key)
 """
 
 
+# KEYS: the counter's key, its lease key. ARGV: step, ttl ms for a new counter.
+# Returns the new value as text: a Lua number is exact only up to 2^53, a counter to 2^63.
+# An error (not an integer, overflow) aborts before anything is written.
+INCR: Final = """
+redis.call('SET', KEYS[1], 0, 'PX', ARGV[2], 'NX')
+redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return redis.call('GET', KEYS[1])
+"""
+
+
 async def run_script(client: Redis, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
     """EVALSHA `script`, loading it first when the server lost it (restart, SCRIPT FLUSH).
 

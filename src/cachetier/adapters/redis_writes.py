@@ -45,6 +45,7 @@ class KeyedScripts:
         scripts.join(Joinable(self.set_untagged, keys_per_part=3, max_parts=MSET_CHUNK))
         self._expire = client.register_script(redis_scripts.EXPIRE)
         self._delete = client.register_script(redis_scripts.DELETE)
+        self._incr = client.register_script(redis_scripts.INCR)
         self._get_or_lease = client.register_script(redis_lease_scripts.GET_OR_LEASE)
         self._set_leased = client.register_script(redis_lease_scripts.SET_LEASED)
 
@@ -102,6 +103,9 @@ class KeyedScripts:
                 return bool(result == 0)
             stored_tags = result
         raise BackendError(f"tags of {entry.key!r} kept changing during set")
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        return int(await self._run(self._incr, [key, lease(key)], [by, ms(ttl)]))
 
     async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
         result = await self._run(self._get_or_lease, [key, lease(key), LEASE_COUNTER], [ms(lease_ttl)])
