@@ -44,7 +44,9 @@ the manager discard a load that began after our change. So:
   unsafe: the server merges writes made in one event-loop turn into one
   notification, so another process's write can hide in our echo; comparing
   values cannot be fooled that way. Such a key's L1 copy stays until the MGET
-  answers (one round trip; echoes that arrive meanwhile share the next MGET);
+  answers: echoes are checked at most once per `_CHECK_DELAY` (2 ms), one MGET
+  for all that arrived meanwhile, so a writer setting keys one after another
+  pays one MGET per window instead of one per write (that doubled its commands);
 - after a tag invalidation or a clear, whose keys the client never sees, the
   adapter passes a fence: a key of its own under the prefix, written after the
   changes (by the invalidation script itself), whose notification the server
@@ -82,6 +84,7 @@ _MAX_EXPECTED: Final = 10_000  # forgetting expected writes only costs spurious 
 FENCE_MARK: Final = "\x00fence\x00"  # after the prefix; cache keys never hold NUL, so no entry looks like a fence
 _FENCE_WAIT: Final = 0.5  # a feed slower than this only costs spurious drops
 FENCE_TTL_MS: Final = 1_000  # fence keys expire by themselves; nobody reads them
+_CHECK_DELAY: Final = 0.002  # echoes of our writes wait this long to share one MGET check
 _ABSENT: Final = b""  # what `expect(key, None)` compares with: MGET's None, normalised
 
 OnChange = Callable[[Sequence[str] | None], None]
@@ -317,6 +320,7 @@ class InvalidationFeed:
 
     async def _check_echoes(self) -> None:
         while self._unchecked:
+            await asyncio.sleep(_CHECK_DELAY)
             batch, self._unchecked = self._unchecked, {}
             await self._report_unless_ours(batch)
 
