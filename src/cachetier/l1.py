@@ -19,7 +19,7 @@ list holds at most `max_entries` keys.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,7 +59,9 @@ class L1Store:
         self._data: dict[str, _Entry] = {}
         self._small: deque[_Entry] = deque()
         self._main: deque[_Entry] = deque()
-        self._ghost: dict[str, None] = {}
+        # An OrderedDict pops its oldest key in O(1); `next(iter(dict))` after many deletions from the
+        # front walks every hole they left (about 6 µs a miss at 10,000 entries, most of an L1 fill).
+        self._ghost: OrderedDict[str, None] = OrderedDict()
         self._tags: dict[str, set[str]] = {}
         self._small_live = 0
         self._dead = 0  # tombstones still in the FIFOs
@@ -244,4 +246,4 @@ class L1Store:
     def _remember_ghost(self, key: str) -> None:
         self._ghost[key] = None
         if len(self._ghost) > self.max_entries:
-            del self._ghost[next(iter(self._ghost))]
+            self._ghost.popitem(last=False)

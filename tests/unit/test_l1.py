@@ -170,3 +170,16 @@ def test_peek_from_another_thread_never_serves_the_dropped_value_of_an_entry_kil
 
     monkeypatch.setattr(l1, "_now", now_while_the_loop_deletes)
     assert store.peek("a") in ("value", MISS)  # never None: a dead entry's dropped value
+
+
+def test_the_ghost_list_forgets_its_oldest_keys_first() -> None:
+    store = L1Store(10)
+    for i in range(30):  # k0..k19 are evicted in order; the ghost list keeps the last 10 (k10..k19)
+        store.set(f"k{i}", i, later())
+    store.set("k0", 0, later())  # forgotten: probationary again
+    store.set("k15", 15, later())  # remembered: admitted to the main queue
+    for i in range(12):
+        store.set(f"n{i}", i, later())
+    assert store.get("k0") is MISS
+    assert store.get("k15") == 15
+    assert len(store._ghost) <= store.max_entries
