@@ -96,11 +96,22 @@ class GuardedAdapter:
         self.pending = PendingChanges(namespace_prefix, max_pending)
         self._probe = RecoveryProbe(self._recover, probe_interval)
         self._closed = False
+        self._checked: object = None  # the adapter `_leasing` last looked at, and what it found
+        self._leasing_adapter: LeasingAdapter | None = None
+
+    def _leasing(self) -> LeasingAdapter | None:
+        """The adapter if it grants leases. Asked once per adapter (`adapter` changes when a selector resolves):
+        `isinstance` against a runtime-checkable protocol costs about 7 µs, twice per loaded miss."""
+        adapter = self.adapter
+        if adapter is not self._checked:
+            self._leasing_adapter = adapter if isinstance(adapter, LeasingAdapter) else None
+            self._checked = adapter
+        return self._leasing_adapter
 
     @property
     def leases(self) -> bool:
         """Whether the backend grants leases (every built-in adapter does)."""
-        return isinstance(self.adapter, LeasingAdapter)
+        return self._leasing() is not None
 
     @property
     def name(self) -> str:
@@ -259,9 +270,9 @@ class GuardedAdapter:
 
     async def get_or_lease(self, key: str, lease_ttl: float) -> Lease:
         """The adapter's lease answer; `Lease(None)` (load, store plainly) when down or not leasing."""
-        if not isinstance(self.adapter, LeasingAdapter):
+        adapter = self._leasing()
+        if adapter is None:
             return Lease(await self.get(key))
-        adapter = self.adapter
         if self._direct():  # as in `get`: the hot path skips `_call`'s closures
             try:
                 lease = await adapter.get_or_lease(key, lease_ttl)
@@ -282,8 +293,8 @@ class GuardedAdapter:
 
     async def set_leased(self, key: str, value: bytes, ttl: float, tags: Sequence[str], token: int) -> bool:
         """True when stored; False when the lease was revoked or the backend is down."""
-        adapter = self.adapter
-        assert isinstance(adapter, LeasingAdapter)  # tokens come only from a leasing adapter
+        adapter = self._leasing()
+        assert adapter is not None  # tokens come only from a leasing adapter
         return await self._call(
             "set", lambda: adapter.set_leased(key, value, ttl, tags, token), False, on_failure=self._drop_writes([key])
         )

@@ -363,3 +363,21 @@ async def test_a_replay_failing_as_the_server_comes_back_is_retried_not_dropped(
     assert guard.pending.dropped == 0
     assert await MemoryAdapter.get(adapter, "g:k") is None
     await guard.close()
+
+
+class _NoLeases:
+    """An adapter without `get_or_lease` (only what the guard calls here)."""
+
+    name = "plain"
+
+    async def get(self, key: str) -> bytes | None:
+        return b"stored"
+
+
+async def test_get_or_lease_follows_an_adapter_swapped_for_one_without_leases() -> None:
+    guard = GuardedAdapter(MemoryAdapter(), namespace_prefix="t:")
+    assert guard.leases
+    assert (await guard.get_or_lease("t:k", 30)).token is not None
+    guard.adapter = _NoLeases()  # type: ignore[assignment]  # as a resolved selector replaces it
+    assert not guard.leases
+    assert await guard.get_or_lease("t:k", 30) == Lease(b"stored")
