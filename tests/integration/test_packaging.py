@@ -31,9 +31,13 @@ print("\\n".join(names))
 """
 
 
+# The fresh venvs must import what they installed, not what this interpreter's PYTHONPATH points at.
+CLEAN_ENV = {name: value for name, value in os.environ.items() if name not in {"PYTHONPATH", "PYTHONHOME"}}
+
+
 def _run(*args: str | pathlib.Path, cwd: pathlib.Path | None = None, timeout: float = 240) -> str:
     result = subprocess.run(
-        [str(arg) for arg in args], cwd=cwd, check=False, capture_output=True, text=True, timeout=timeout
+        [str(arg) for arg in args], cwd=cwd, check=False, capture_output=True, text=True, timeout=timeout, env=CLEAN_ENV
     )
     assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
