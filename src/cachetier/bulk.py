@@ -63,11 +63,8 @@ class BulkOps:
         self._written = written
         self._fill_l1 = fill_l1
 
-    async def mget(self, keys: Iterable[str], *, namespace: str | None = None, type: Any = None) -> dict[str, Any]:
-        """Values of the keys that are cached; misses are absent from the result.
-
-        With `type`, each value is returned as that type; a value that does not fit it is absent.
-        """
+    async def mget(self, keys: Iterable[str], *, namespace: str | None, type: Any) -> dict[str, Any]:
+        """`CacheManager.mget`; values that do not fit `type` (when given) are left out like misses."""
         key_list = keys if keys.__class__ is list else _key_list(keys)
         found = await self._mget(key_list, namespace)
         if type is None:
@@ -126,17 +123,12 @@ class BulkOps:
         self,
         items: Mapping[str, Any] | Iterable[MSetItem],
         *,
-        ttl: float | None = None,
-        tags: Iterable[str] | None = None,
-        compress: bool | None = None,
-        namespace: str | None = None,
+        ttl: float | None,
+        tags: Iterable[str] | None,
+        compress: bool | None,
+        namespace: str | None,
     ) -> bool:
-        """Store many values in one L2 round trip; True when L2 took them (see `set`).
-
-        `items` is a mapping, `(key, value)` / `(key, value, EntryOptions)`
-        tuples, or the seed's `{"key", "value", "options"}` dicts; options
-        override the keyword defaults for that key.
-        """
+        """`CacheManager.mset`: every item encoded before anything is written, then one L2 round trip."""
         entries: list[L2Entry] = []
         local: list[tuple[str, bytes, float, tuple[str, ...]]] = []
         given: object = items  # checked at run time: callers without a type checker pass anything
