@@ -8,6 +8,7 @@ copies of a whole batch by one generation check.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -107,15 +108,23 @@ class BulkOps:
             return self._entries.decode_values(
                 missing, blobs, self._naming.prefix if namespace is None else f"{namespace}:"
             )
-        fill = generation == self._generation()
+        frames = self._entries.decode_frames(missing_full, blobs)
+        if generation != self._generation():  # an invalidation landed meanwhile: these may be older than it
+            for key, full in zip(missing, missing_full, strict=True):
+                frame = frames.get(full)
+                if frame is not None:
+                    found[key] = frame.value
+            return found
+        # As `MissLoader.fill_l1`, with the L1 cap computed once for the batch.
+        cap = self._entries.l1_expiry(math.inf)
+        fill = self._l1.fill
         for key, full, data in zip(missing, missing_full, blobs, strict=True):
-            if data is None:
+            frame = frames.get(full)
+            if frame is None or data is None:
                 continue
-            frame = self._entries.decode(full, data)
-            if frame is None:
-                continue
-            if fill:
-                self._fill_l1(full, frame, len(data))
+            expires_at = frame.expires_at
+            if expires_at is not None:  # counters change in place in L2; never copy them to L1
+                fill(full, frame.value, expires_at if expires_at < cap else cap, frame.tags, len(data))
             found[key] = frame.value
         return found
 

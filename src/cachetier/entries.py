@@ -10,7 +10,15 @@ from typing import Any
 from cachetier.codecs import Codec, JsonCodec
 from cachetier.config import CacheConfig
 from cachetier.errors import DeserializationError
-from cachetier.framing import Frame, decode_frame, decode_value, decode_values, encode_frame, plain_prefix
+from cachetier.framing import (
+    Frame,
+    decode_frame,
+    decode_frames,
+    decode_value,
+    decode_values,
+    encode_frame,
+    plain_prefix,
+)
 from cachetier.sentinel import MISS
 
 logger = logging.getLogger("cachetier")
@@ -72,6 +80,17 @@ class EntryEncoder:
             view=self._view,
             decode_many=self._decode_many,
             on_error=lambda key, exc: _log_undecodable(prefix + key, exc),
+            max_inflated=self.max_inflated,
+        )
+
+    def decode_frames(self, keys: Sequence[str], blobs: Sequence[bytes | None]) -> dict[str, Frame]:
+        """`{key: frame}` for the present, readable blobs of these (full) keys; undecodable ones are logged misses."""
+        return decode_frames(
+            self.codec,
+            keys,
+            blobs,
+            decode_many=self._decode_many,
+            on_error=_log_undecodable,
             max_inflated=self.max_inflated,
         )
 

@@ -123,6 +123,62 @@ def decode_values(
     return _decode_each(codec, keys, blobs, view, on_error, max_inflated)
 
 
+def decode_frames(
+    codec: Codec,
+    keys: Sequence[_K],
+    blobs: Sequence[bytes | None],
+    *,
+    decode_many: Callable[[list[bytes]], list[Any]] | None = None,
+    on_error: Callable[[_K, DeserializationError], None],
+    max_inflated: int = DEFAULT_MAX_INFLATED_BYTES,
+) -> dict[_K, Frame]:
+    """`{key: frame}` for the present blobs, as `decode_frame` gives them (for reads that fill L1).
+
+    Blobs that cannot be decoded are left out and reported to `on_error`. With
+    `decode_many`, a batch of small plain frames has its payloads decoded in
+    one call (see `decode_values`) and only the headers read one by one: an
+    mget that fills L1 spent about 1.7 µs a value in `decode_frame` here,
+    against 0.7 µs for the codec alone.
+    """
+    if decode_many is not None:
+        plain, largest, unpack = plain_prefix(codec), _VIEW_FROM, _HEADER.unpack_from
+        present: list[_K] = []
+        metas: list[tuple[float, tuple[str, ...]]] = []
+        payloads: list[bytes] = []
+        for key, data in zip(keys, blobs, strict=True):
+            if data is None:
+                continue
+            if not (data.startswith(plain) and _HEADER_SIZE <= len(data) <= largest):
+                break  # a counter, a compressed or large payload, or foreign bytes: one by one below
+            expires_ms, tags_len = unpack(data)[3:]
+            start = _HEADER_SIZE + tags_len
+            try:
+                tags = tuple(data[_HEADER_SIZE:start].decode().split(TAG_SEPARATOR)) if tags_len else ()
+            except UnicodeDecodeError:
+                break
+            present.append(key)
+            metas.append((expires_ms / 1000, tags))
+            payloads.append(data[start:])
+        else:
+            try:
+                values = decode_many(payloads) if payloads else []
+            except Exception:
+                values = None  # one bad payload: found and reported below, one by one
+            if values is not None:
+                return {
+                    key: Frame(value, expires_at, tags)
+                    for key, value, (expires_at, tags) in zip(present, values, metas, strict=True)
+                }
+    found: dict[_K, Frame] = {}
+    for key, data in zip(keys, blobs, strict=True):
+        if data is not None:
+            try:
+                found[key] = decode_frame(codec, data, max_inflated)
+            except DeserializationError as exc:
+                on_error(key, exc)
+    return found
+
+
 def _decode_each(
     codec: Codec,
     keys: Sequence[_K],

@@ -9,7 +9,7 @@ import pytest
 
 from cachetier.codecs import JsonCodec
 from cachetier.errors import DeserializationError, SerializationError
-from cachetier.framing import FLAG_ZLIB, decode_frame, decode_values, encode_frame
+from cachetier.framing import FLAG_ZLIB, decode_frame, decode_frames, decode_values, encode_frame
 
 codec = JsonCodec()
 
@@ -77,6 +77,41 @@ def test_decode_values_reads_what_decode_frame_reads_and_reports_the_rest(batche
     readable = ("plain", "tagged", "compressed", "large", "typed", "counter")
     assert found == {key: decode_frame(codec, stored[key] or b"").value for key in readable}
     assert errors == ["short", "foreign", "corrupt"]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "decode_many"])
+@pytest.mark.parametrize("mixed", [False, True], ids=["small plain frames", "every kind"])
+def test_decode_frames_reads_what_decode_frame_reads_and_reports_the_rest(batched: bool, mixed: bool) -> None:
+    expires = time.time() + 60
+    stored: dict[str, bytes | None] = {
+        "plain": encode_frame(codec, {"a": 1}, expires, (), False, 1024),
+        "tagged": encode_frame(codec, [1, 2], expires, ("ns:t1", "ns:t2"), False, 1024),
+        "typed": encode_frame(codec, {1, 2}, expires, ("ns:t",), False, 1024),
+        "absent": None,
+    }
+    if mixed:
+        bad_tags = bytearray(encode_frame(codec, 1, expires, ("users",), False, 0))
+        bad_tags[13] = 0xFF
+        stored |= {
+            "compressed": encode_frame(codec, "x" * 10_000, expires, ("ns:t",), True, 1024),
+            "large": encode_frame(codec, {"big": "y" * 5000}, expires, (), False, 1024),
+            "counter": b"7",
+            "short": b"\x01\x00\x01\x00",
+            "foreign": b"\x01\x00\x09" + b"\x00" * 10 + b"1",
+            "corrupt": encode_frame(codec, "v", expires, (), False, 1024)[:-1] + b"{",
+            "bad tags": bytes(bad_tags),
+        }
+    errors: list[str] = []
+    found = decode_frames(
+        codec,
+        list(stored),
+        list(stored.values()),
+        decode_many=codec.decode_many if batched else None,
+        on_error=lambda key, exc: errors.append(key),
+    )
+    readable = [key for key in ("plain", "tagged", "typed", "compressed", "large", "counter") if key in stored]
+    assert found == {key: decode_frame(codec, stored[key] or b"") for key in readable}
+    assert errors == (["short", "foreign", "corrupt", "bad tags"] if mixed else [])
 
 
 def test_corrupt_tag_bytes_are_rejected_as_undecodable() -> None:
