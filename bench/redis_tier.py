@@ -1,4 +1,12 @@
-"""Redis: cachetier (L1 off, so every read is an L2 hit) against raw `redis.asyncio` and peers.
+"""Redis: cachetier in its default configuration against raw `redis.asyncio` and peers.
+
+cachetier runs as users run it: L1 on, the change feed on (client tracking,
+with each own write's echo checked), leases on (a miss with a loader is one
+lease-read script, the loader and one leased-store script). Reads that must
+reach Redis ("L1 miss" rows) cycle over 50,000 keys written by another
+manager, five times what the default L1 holds, so each read misses L1 and
+fills it (evicting, as a full L1 does); the note says how many hit L1. Rows
+marked "L1 off" turn the in-process tier (and with it the feed) off.
 
 The raw client does the same work with the same codec (cachetier's `JsonCodec`)
 over a `BlockingConnectionPool` of the same size (64), with redis-py's default
@@ -25,6 +33,7 @@ from cachetier.codecs import JsonCodec
 HOST, PORT = "127.0.0.1", 6379
 URL = f"redis://{HOST}:{PORT}/0"
 KEYS = 1000
+UNIVERSE = 50_000  # keys the L1-miss rows cycle over: five times the default L1 (10,000 entries)
 TTL = 3600
 TAGS = ("team", "org", "all")
 CODEC = JsonCodec()
@@ -66,9 +75,11 @@ class Contenders:
         self.raw_untimed = Redis(
             connection_pool=BlockingConnectionPool(host=HOST, port=PORT, max_connections=64, socket_timeout=None)
         )
-        config = CacheConfig(adapter="redis", redis_url=URL, namespace=self.prefix, l1_enabled=False)
+        config = CacheConfig(adapter="redis", redis_url=URL, namespace=self.prefix)  # the defaults
         self.cache: CacheManager = create_cache(config)
-        self.cache_l1: CacheManager = create_cache(config.replace(namespace=self.prefix + "l1", l1_enabled=True))
+        self.cache_l1_off: CacheManager = create_cache(config.replace(namespace=self.prefix + "off", l1_enabled=False))
+        # Writes the default manager's keys as another process would, leaving its L1 empty.
+        self.writer: CacheManager = create_cache(config.replace(l1_enabled=False))
         self.cashews = CashewsCache()
         self.cashews.setup(URL)
         self.aio = RedisCache(endpoint=HOST, port=PORT, namespace=self.prefix + "aio:")
@@ -81,12 +92,21 @@ class Contenders:
 
     async def start(self) -> None:
         await self.cache.start()
-        await self.cache_l1.start()
+        await self.cache_l1_off.start()
+        await self.writer.start()
 
     async def populate(self) -> None:
+        for start in range(0, UNIVERSE, 5000):
+            items = {f"u{i}": value(i) for i in range(start, start + 5000)}
+            await self.writer.mset(items, ttl=TTL)
+            await self.cache_l1_off.mset(items, ttl=TTL)
+            async with self.raw.pipeline(transaction=False) as pipe:
+                for key, item in items.items():
+                    pipe.set(self.raw_key(key), CODEC.encode(item), px=TTL * 1000)
+                await pipe.execute()
         items = {f"k{i}": value(i) for i in range(KEYS)}
-        await self.cache.mset(items, ttl=TTL)
-        await self.cache_l1.mset(items, ttl=TTL)
+        await self.writer.mset(items, ttl=TTL)
+        await self.cache_l1_off.mset(items, ttl=TTL)
         async with self.raw.pipeline(transaction=False) as pipe:
             for key, item in items.items():
                 pipe.set(self.raw_key(key), CODEC.encode(item), px=TTL * 1000)
@@ -96,9 +116,10 @@ class Contenders:
 
     async def close(self) -> None:
         await self.cache.clear()
-        await self.cache_l1.clear()
+        await self.cache_l1_off.clear()
         await self.cache.close()
-        await self.cache_l1.close()
+        await self.cache_l1_off.close()
+        await self.writer.close()
         cursor: int | None = None
         while cursor != 0:
             cursor, found = await self.raw.scan(cursor or 0, match=f"*{self.prefix}*", count=1000)
@@ -120,34 +141,46 @@ async def rows(run: str, scale: float) -> list[Row]:
         await c.close()
 
 
+def l1_note(before: tuple[int, int], after: tuple[int, int]) -> str:
+    hits, requests = after[0] - before[0], after[1] - before[1]
+    return f"L1 hits {hits:,} of {requests:,} reads"
+
+
+def l1_counts(cache: CacheManager) -> tuple[int, int]:
+    l1 = cache._l1  # the bench reads the counters directly: get_stats() is async and asks L2 too
+    return l1.hits, l1.hits + l1.misses
+
+
 async def _rows(c: Contenders, scale: float) -> list[Row]:
-    raw, cache, cw, aio = c.raw, c.cache, c.cashews, c.aio
+    raw, cache, off, cw, aio = c.raw, c.cache, c.cache_l1_off, c.cashews, c.aio
 
     def n(ops: int) -> int:
         return max(20, int(ops * scale))
 
     out: list[Row] = []
-
     untimed = c.raw_untimed
 
     async def raw_get(i: int) -> Any:
-        data = await raw.get(c.raw_key(f"k{i % KEYS}"))
-        return CODEC.decode(data)
+        return CODEC.decode(await raw.get(c.raw_key(f"u{i % UNIVERSE}")))
 
     async def untimed_get(i: int) -> Any:
-        return CODEC.decode(await untimed.get(c.raw_key(f"k{i % KEYS}")))
+        return CODEC.decode(await untimed.get(c.raw_key(f"u{i % UNIVERSE}")))
 
-    out += await compare(
-        "L2 hit (L1 off)",
+    before = l1_counts(cache)
+    rows = await compare(
+        "get, L1 miss (Redis hit)",
         {
             "raw redis.asyncio GET + decode": raw_get,
             "same, socket_timeout=None": untimed_get,
-            "cachetier get": lambda i: cache.get(f"k{i % KEYS}"),
+            "cachetier get (defaults)": lambda i: cache.get(f"u{i % UNIVERSE}"),
+            "cachetier get, L1 off": lambda i: off.get(f"u{i % UNIVERSE}"),
             "cashews get": lambda i: cw.get(c.cw_key(f"k{i % KEYS}")),
             "aiocache get": lambda i: aio.get(f"k{i % KEYS}"),
         },
         ops=n(4000),
     )
+    rows[2].note = l1_note(before, l1_counts(cache))
+    out += rows
 
     async def raw_miss(i: int) -> Any:
         key = c.raw_key(f"m{i}")
@@ -172,13 +205,15 @@ async def _rows(c: Contenders, scale: float) -> list[Row]:
         "miss + loader",
         {
             "raw GET, load, SET PX": raw_miss,
-            "cachetier get(key, loader)": lambda i: cache.get(f"m{i}", loader_for(i), ttl=TTL),
+            "cachetier get(key, loader) (defaults: lease)": lambda i: cache.get(f"m{i}", loader_for(i), ttl=TTL),
+            "cachetier get(key, loader), L1 off": lambda i: off.get(f"m{i}", loader_for(i), ttl=TTL),
             "cashews get, load, set": peer_miss(
                 lambda k: cw.get(c.cw_key(k)), lambda k, v: cw.set(c.cw_key(k), v, expire=TTL)
             ),
             "aiocache get, load, set": peer_miss(aio.get, lambda k, v: aio.set(k, v, ttl=TTL)),
         },
         ops=n(3000),
+        notes={"cachetier get(key, loader) (defaults: lease)": "lease-read script, loader, leased-store script"},
     )
 
     out += await compare(
@@ -188,11 +223,13 @@ async def _rows(c: Contenders, scale: float) -> list[Row]:
             "same, socket_timeout=None": lambda i: untimed.set(
                 c.raw_key(f"s{i % KEYS}"), CODEC.encode(value(i)), px=TTL * 1000
             ),
-            "cachetier set": lambda i: cache.set(f"s{i % KEYS}", value(i), ttl=TTL),
+            "cachetier set (defaults)": lambda i: cache.set(f"s{i % KEYS}", value(i), ttl=TTL),
+            "cachetier set, L1 off": lambda i: off.set(f"s{i % KEYS}", value(i), ttl=TTL),
             "cashews set": lambda i: cw.set(c.cw_key(f"s{i % KEYS}"), value(i), expire=TTL),
             "aiocache set": lambda i: aio.set(f"s{i % KEYS}", value(i), ttl=TTL),
         },
         ops=n(4000),
+        notes={"cachetier set (defaults)": "the change feed checks this process's own echoes (one MGET per 2 ms)"},
     )
 
     async def raw_tagged(i: int) -> Any:
@@ -207,7 +244,9 @@ async def _rows(c: Contenders, scale: float) -> list[Row]:
         "set + 3 tags",
         {
             "raw MULTI SET PX + 3 SADD": raw_tagged,
-            "cachetier set(tags=...)": lambda i: cache.set(f"t{i % KEYS}", value(i), ttl=TTL, tags=tags_of(i % KEYS)),
+            "cachetier set(tags=...) (defaults)": lambda i: cache.set(
+                f"t{i % KEYS}", value(i), ttl=TTL, tags=tags_of(i % KEYS)
+            ),
             "cashews set(tags=...)": lambda i: cw.set(
                 c.cw_key(f"t{i % KEYS}"), value(i), expire=TTL, tags=tags_of(i % KEYS)
             ),
@@ -216,31 +255,41 @@ async def _rows(c: Contenders, scale: float) -> list[Row]:
         notes={"cashews set(tags=...)": "one SET then one SADD round trip per tag, not atomic"},
     )
 
-    windows = [[f"k{j}" for j in range(start, start + 100)] for start in range(0, KEYS, 100)]
+    count = UNIVERSE // 100
+    windows = [[f"u{j}" for j in range(start * 100, start * 100 + 100)] for start in range(count)]
     raw_windows = [[c.raw_key(k) for k in w] for w in windows]
-    cw_windows = [[c.cw_key(k) for k in w] for w in windows]
+    peer_windows = [[f"k{j}" for j in range(start, start + 100)] for start in range(0, KEYS, 100)]
+    cw_windows = [[c.cw_key(k) for k in w] for w in peer_windows]
 
     async def raw_mget(i: int) -> Any:
-        return [CODEC.decode(d) for d in await raw.mget(raw_windows[i % len(windows)]) if d is not None]
+        return [CODEC.decode(d) for d in await raw.mget(raw_windows[i % count]) if d is not None]
 
     async def untimed_mget(i: int) -> Any:
-        return [CODEC.decode(d) for d in await untimed.mget(raw_windows[i % len(windows)]) if d is not None]
+        return [CODEC.decode(d) for d in await untimed.mget(raw_windows[i % count]) if d is not None]
 
-    out += await compare(
-        "mget 100",
+    before = l1_counts(cache)
+    rows = await compare(
+        "mget 100, L1 misses",
         {
             "raw MGET + decode": raw_mget,
             "same, socket_timeout=None": untimed_mget,
-            "cachetier mget": lambda i: cache.mget(windows[i % len(windows)]),
-            "cashews get_many": lambda i: cw.get_many(*cw_windows[i % len(windows)]),
-            "aiocache multi_get": lambda i: aio.multi_get(windows[i % len(windows)]),
+            "cachetier mget (defaults)": lambda i: cache.mget(windows[i % count]),
+            "cachetier mget, L1 off": lambda i: off.mget(windows[i % count]),
+            "cashews get_many": lambda i: cw.get_many(*cw_windows[i % 10]),
+            "aiocache multi_get": lambda i: aio.multi_get(peer_windows[i % 10]),
         },
         ops=n(600),
     )
+    rows[2].note = l1_note(before, l1_counts(cache))
+    out += rows
+
+    mset_windows = [[f"w{j}" for j in range(start, start + 100)] for start in range(0, KEYS, 100)]
+    raw_mset_windows = [[c.raw_key(k) for k in w] for w in mset_windows]
+    cw_mset_windows = [[c.cw_key(k) for k in w] for w in mset_windows]
 
     async def raw_mset(i: int) -> Any:
         async with raw.pipeline(transaction=False) as pipe:
-            for j, key in enumerate(raw_windows[i % len(windows)]):
+            for j, key in enumerate(raw_mset_windows[i % 10]):
                 pipe.set(key, CODEC.encode(value(j)), px=TTL * 1000)
             return await pipe.execute()
 
@@ -248,9 +297,15 @@ async def _rows(c: Contenders, scale: float) -> list[Row]:
         "mset 100",
         {
             "raw pipelined SET PX + encode": raw_mset,
-            "cachetier mset": lambda i: cache.mset({k: value(j) for j, k in enumerate(windows[i % 10])}, ttl=TTL),
-            "cashews set_many": lambda i: cw.set_many({k: value(j) for j, k in enumerate(cw_windows[i % 10])}, TTL),
-            "aiocache multi_set": lambda i: aio.multi_set([(k, value(j)) for j, k in enumerate(windows[i % 10])], TTL),
+            "cachetier mset (defaults)": lambda i: cache.mset(
+                {k: value(j) for j, k in enumerate(mset_windows[i % 10])}, ttl=TTL
+            ),
+            "cashews set_many": lambda i: cw.set_many(
+                {k: value(j) for j, k in enumerate(cw_mset_windows[i % 10])}, TTL
+            ),
+            "aiocache multi_set": lambda i: aio.multi_set(
+                [(k, value(j)) for j, k in enumerate(mset_windows[i % 10])], TTL
+            ),
         },
         ops=n(400),
     )
@@ -284,7 +339,7 @@ async def _invalidate_rows(c: Contenders, reps: int) -> list[Row]:
         "invalidate a tag of 1,000 keys",
         {
             "raw SMEMBERS + UNLINK": (raw_setup, raw_invalidate),
-            "cachetier invalidate_by_tag": (
+            "cachetier invalidate_by_tag (defaults)": (
                 lambda: cache.mset({k: value(i) for i, k in enumerate(keys)}, ttl=TTL, tags=["inv"]),
                 lambda: cache.invalidate_by_tag("inv"),
             ),
@@ -305,8 +360,8 @@ async def _concurrent_rows(c: Contenders, ops_per_task: int) -> list[Row]:
         "raw redis.asyncio (pool 64)": mixed(
             raw_get, lambda k, v: raw.set(c.raw_key(k), CODEC.encode(v), px=TTL * 1000)
         ),
-        "cachetier, L1 off (pool 64)": mixed(c.cache.get, lambda k, v: c.cache.set(k, v, ttl=TTL)),
-        "cachetier, L1 on (pool 64)": mixed(c.cache_l1.get, lambda k, v: c.cache_l1.set(k, v, ttl=TTL)),
+        "cachetier, defaults (pool 64)": mixed(c.cache.get, lambda k, v: c.cache.set(k, v, ttl=TTL)),
+        "cachetier, L1 off (pool 64)": mixed(c.cache_l1_off.get, lambda k, v: c.cache_l1_off.set(k, v, ttl=TTL)),
         "cashews": mixed(lambda k: cw.get(c.cw_key(k)), lambda k, v: cw.set(c.cw_key(k), v, expire=TTL)),
         "aiocache": mixed(aio.get, lambda k, v: aio.set(k, v, ttl=TTL)),
     }
