@@ -36,11 +36,3 @@ class SingleFlight:
             task.add_done_callback(lambda done: self._finished(key, done))
         result: _T = await asyncio.shield(task)
         return result
-
-    async def cancel_all(self) -> None:
-        """Cancel the work in flight (on close) and wait for it to end."""
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
