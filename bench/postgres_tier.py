@@ -1,6 +1,9 @@
-"""PostgreSQL: cachetier (L1 off) against raw asyncpg with prepared statements on one connection.
+"""PostgreSQL: cachetier in its default configuration against raw asyncpg with prepared statements on one connection.
 
-Both use the same table (created by cachetier's adapter; raw keys live under
+cachetier runs with its defaults: L1 on, the change feed on (each write sends
+a NOTIFY; the manager LISTENs), leases on. The L1-miss rows cycle over
+50,000 keys written by another manager, so each read misses L1 and fills it;
+"L1 off" rows turn the in-process tier off. Both use the same table (created by cachetier's adapter; raw keys live under
 their own prefix) and the same codec. For 64 concurrent tasks one connection
 would serialise everything, so the raw side there is an `asyncpg.Pool` of the
 adapter's size (10), used the documented way (`pool.fetchval`).
@@ -14,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from bench._measure import Row, compare, concurrent, timed_with_setup
-from bench.redis_tier import CODEC, KEYS, TTL, loader_for, mixed, tags_of, value
+from bench.redis_tier import CODEC, KEYS, TTL, UNIVERSE, l1_counts, l1_note, loader_for, mixed, tags_of, value
 from cachetier import CacheConfig, create_cache
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -23,21 +26,25 @@ DSN = "postgresql://postgres@127.0.0.1:5432/test"
 async def rows(run: str, scale: float) -> tuple[list[Row], list[int]]:
     """The rows, and the server pids of the connections used (for pinning checks)."""
     table = f"bench_{run}"
-    config = CacheConfig(adapter="postgres", database_url=DSN, table_name=table, namespace="b", l1_enabled=False)
+    config = CacheConfig(adapter="postgres", database_url=DSN, table_name=table, namespace="b")  # the defaults
     cache = create_cache(config)
-    await cache.start()
+    off = create_cache(config.replace(namespace="off", l1_enabled=False))
+    writer = create_cache(config.replace(l1_enabled=False))  # another process's writes: this one's L1 stays empty
+    for manager in (cache, off, writer):
+        await manager.start()
     conn = await asyncpg.connect(DSN)
     pool = await asyncpg.create_pool(DSN, min_size=10, max_size=10)
     try:
-        return await _rows(cache, conn, pool, table, scale), [conn.get_server_pid()]
+        return await _rows(cache, off, writer, conn, pool, table, scale), [conn.get_server_pid()]
     finally:
-        await cache.close()
+        for manager in (cache, off, writer):
+            await manager.close()
         await pool.close()
         await conn.execute(f'DROP TABLE IF EXISTS "{table}"')
         await conn.close()
 
 
-async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> list[Row]:
+async def _rows(cache: Any, off: Any, writer: Any, conn: Any, pool: Any, table: str, scale: float) -> list[Row]:
     t = f'"{table}"'
     get_sql = f"SELECT value FROM {t} WHERE key = $1 AND expires_at > now()"
     mget_sql = f"SELECT key, value FROM {t} WHERE key = ANY($1::text[]) AND expires_at > now()"
@@ -55,21 +62,34 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
         return max(20, int(ops * scale))
 
     items = {f"k{i}": value(i) for i in range(KEYS)}
-    await cache.mset(items, ttl=TTL)
+    await writer.mset(items, ttl=TTL)
+    await off.mset(items, ttl=TTL)
     await set_stmt.executemany([(f"raw:k{i}", CODEC.encode(v), float(TTL), []) for i, v in enumerate(items.values())])
+    for start in range(0, UNIVERSE, 5000):
+        chunk = {f"u{i}": value(i) for i in range(start, start + 5000)}
+        await writer.mset(chunk, ttl=TTL)
+        await off.mset(chunk, ttl=TTL)
+        await set_stmt.executemany([(f"raw:{k}", CODEC.encode(v), float(TTL), []) for k, v in chunk.items()])
     # Fresh statistics: on a new, un-analysed table the planner may scan the expiry index for
     # ANY($1) until autovacuum analyses it in the middle of the run.
     await conn.execute(f"ANALYZE {t}")
     out: list[Row] = []
 
     async def raw_get(i: int) -> Any:
-        return CODEC.decode(await get_stmt.fetchval(f"raw:k{i % KEYS}"))
+        return CODEC.decode(await get_stmt.fetchval(f"raw:u{i % UNIVERSE}"))
 
-    out += await compare(
-        "L2 hit (L1 off)",
-        {"raw asyncpg prepared SELECT + decode": raw_get, "cachetier get": lambda i: cache.get(f"k{i % KEYS}")},
+    before = l1_counts(cache)
+    rows = await compare(
+        "get, L1 miss (PostgreSQL hit)",
+        {
+            "raw asyncpg prepared SELECT + decode": raw_get,
+            "cachetier get (defaults)": lambda i: cache.get(f"u{i % UNIVERSE}"),
+            "cachetier get, L1 off": lambda i: off.get(f"u{i % UNIVERSE}"),
+        },
         ops=n(4000),
     )
+    rows[1].note = l1_note(before, l1_counts(cache))
+    out += rows
 
     async def raw_miss(i: int) -> Any:
         data = await get_stmt.fetchval(f"raw:m{i}")
@@ -83,7 +103,8 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
         "miss + loader",
         {
             "raw SELECT, load, upsert": raw_miss,
-            "cachetier get(key, loader)": lambda i: cache.get(f"m{i}", loader_for(i), ttl=TTL),
+            "cachetier get(key, loader) (defaults: lease)": lambda i: cache.get(f"m{i}", loader_for(i), ttl=TTL),
+            "cachetier get(key, loader), L1 off": lambda i: off.get(f"m{i}", loader_for(i), ttl=TTL),
         },
         ops=n(3000),
     )
@@ -93,9 +114,11 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
             "raw prepared upsert + encode": lambda i: set_stmt.fetch(
                 f"raw:s{i % KEYS}", CODEC.encode(value(i)), float(TTL), []
             ),
-            "cachetier set": lambda i: cache.set(f"s{i % KEYS}", value(i), ttl=TTL),
+            "cachetier set (defaults)": lambda i: cache.set(f"s{i % KEYS}", value(i), ttl=TTL),
+            "cachetier set, L1 off": lambda i: off.set(f"s{i % KEYS}", value(i), ttl=TTL),
         },
         ops=n(4000),
+        notes={"cachetier set (defaults)": "each write also sends a NOTIFY for other processes' L1"},
     )
     out += await compare(
         "set + 3 tags",
@@ -103,22 +126,34 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
             "raw prepared upsert + encode": lambda i: set_stmt.fetch(
                 f"raw:t{i % KEYS}", CODEC.encode(value(i)), float(TTL), tags_of(i % KEYS)
             ),
-            "cachetier set(tags=...)": lambda i: cache.set(f"t{i % KEYS}", value(i), ttl=TTL, tags=tags_of(i % KEYS)),
+            "cachetier set(tags=...) (defaults)": lambda i: cache.set(
+                f"t{i % KEYS}", value(i), ttl=TTL, tags=tags_of(i % KEYS)
+            ),
         },
         ops=n(3000),
     )
-    windows = [[f"k{j}" for j in range(start, start + 100)] for start in range(0, KEYS, 100)]
+    count = UNIVERSE // 100
+    windows = [[f"u{j}" for j in range(start * 100, start * 100 + 100)] for start in range(count)]
     raw_windows = [["raw:" + k for k in w] for w in windows]
 
     async def raw_mget(i: int) -> Any:
-        found = {row[0]: row[1] for row in await mget_stmt.fetch(raw_windows[i % 10])}
-        return {k: CODEC.decode(found[k]) for k in raw_windows[i % 10] if k in found}
+        found = {row[0]: row[1] for row in await mget_stmt.fetch(raw_windows[i % count])}
+        return {k: CODEC.decode(found[k]) for k in raw_windows[i % count] if k in found}
 
-    out += await compare(
-        "mget 100",
-        {"raw prepared SELECT ANY($1) + decode": raw_mget, "cachetier mget": lambda i: cache.mget(windows[i % 10])},
+    before = l1_counts(cache)
+    rows = await compare(
+        "mget 100, L1 misses",
+        {
+            "raw prepared SELECT ANY($1) + decode": raw_mget,
+            "cachetier mget (defaults)": lambda i: cache.mget(windows[i % count]),
+            "cachetier mget, L1 off": lambda i: off.mget(windows[i % count]),
+        },
         ops=n(600),
     )
+    rows[1].note = l1_note(before, l1_counts(cache))
+    out += rows
+    windows = [[f"w{j}" for j in range(start, start + 100)] for start in range(0, KEYS, 100)]
+    raw_windows = [["raw:" + k for k in w] for w in windows]
 
     async def raw_mset(i: int) -> Any:
         rows = [(k, CODEC.encode(value(j)), float(TTL), []) for j, k in enumerate(raw_windows[i % 10])]
@@ -128,7 +163,9 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
         "mset 100",
         {
             "raw prepared executemany + encode": raw_mset,
-            "cachetier mset": lambda i: cache.mset({k: value(j) for j, k in enumerate(windows[i % 10])}, ttl=TTL),
+            "cachetier mset (defaults)": lambda i: cache.mset(
+                {k: value(j) for j, k in enumerate(windows[i % 10])}, ttl=TTL
+            ),
         },
         ops=n(300),
     )
@@ -144,7 +181,7 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
                 ),
                 lambda: invalidate_stmt.fetch(["inv"]),
             ),
-            "cachetier invalidate_by_tag": (
+            "cachetier invalidate_by_tag (defaults)": (
                 lambda: cache.mset({k: i for i, k in enumerate(keys)}, ttl=TTL, tags=["inv"]),
                 lambda: cache.invalidate_by_tag("inv"),
             ),
@@ -165,7 +202,8 @@ async def _rows(cache: Any, conn: Any, pool: Any, table: str, scale: float) -> l
         scenario,
         {
             "raw asyncpg.Pool (10)": mixed(pool_get, pool_put),
-            "cachetier, L1 off (10 connections)": mixed(cache.get, lambda k, v: cache.set(k, v, ttl=TTL)),
+            "cachetier, defaults (10 connections)": mixed(cache.get, lambda k, v: cache.set(k, v, ttl=TTL)),
+            "cachetier, L1 off (10 connections)": mixed(off.get, lambda k, v: off.set(k, v, ttl=TTL)),
         },
         tasks=64,
         ops_per_task=per_task,
