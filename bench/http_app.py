@@ -1,8 +1,10 @@
 """The apps `bench.http_load` serves under uvicorn (one process per app).
 
 `cachetier_app`: Starlette with `/const` (a bare constant), `/uncached` (a 5 ms
-handler) and `/cached/item` (the same handler behind `CacheMiddleware`, on a
-cache over Redis with its L1 on), plus `/shaped`, a bare route sending the
+handler), `/cached/item` (the same handler behind `CacheMiddleware`, on a
+cache over Redis in its default configuration) and `/hishel/item` (the same
+handler behind hishel's `ASGICacheMiddleware` with its default storage, SQLite,
+in a temporary file), plus `/shaped`, a bare route sending the
 very status, headers and body of a `/cached/item` hit. `fastapi_cache_app`:
 the same 5 ms handler under fastapi-cache2's `@cache` over Redis, as its
 README sets it up. Keys go under the run prefix in `BENCH_RUN`; the load
@@ -22,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -65,11 +69,26 @@ async def slow(request: Request) -> Response:
     return JSONResponse(BODY, headers={"Cache-Control": "public, max-age=60"})
 
 
+def hishel_path(run: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"bench-{run}-hishel.db"
+
+
+def remove_hishel_files(run: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            Path(f"{hishel_path(run)}{suffix}").unlink()
+
+
 def cachetier_app() -> Starlette:
+    from hishel import AsyncSqliteStorage
+    from hishel.asgi import ASGICacheMiddleware
+
     from cachetier.integrations.asgi import CacheMiddleware
 
     cache = create_cache(CacheConfig(adapter="redis", redis_url=REDIS_URL, namespace=f"bench{_run()}http"))
     cached = CacheMiddleware(Starlette(routes=[Route("/item", slow)]), cache=cache)
+    storage = AsyncSqliteStorage(database_path=hishel_path(_run()))
+    hishel = ASGICacheMiddleware(Starlette(routes=[Route("/item", slow)]), storage=storage)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,7 +97,13 @@ def cachetier_app() -> Starlette:
         await cache.clear()
         await cache.close()
 
-    routes = [Route("/const", const), Route("/uncached", slow), Mount("/cached", app=cached), Route("/shaped", shaped)]
+    routes = [
+        Route("/const", const),
+        Route("/uncached", slow),
+        Mount("/cached", app=cached),
+        Route("/shaped", shaped),
+        Mount("/hishel", app=hishel),
+    ]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

@@ -1,4 +1,4 @@
-"""HTTP: uvicorn (pinned to one CPU) serving `bench.http_app`, loaded by wrk (pinned to the other).
+"""HTTP: uvicorn serving `bench.http_app`, loaded by wrk (with `--pin`, each on a CPU of its own).
 
 Needs Debian's `wrk` on PATH (`apt-get install -y wrk`); without it, or
 without `cachetier.integrations.asgi`, the HTTP table says why it is empty.
@@ -22,11 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench._measure import CLIENT_CPU, SERVER_CPU, Row
+from bench.http_app import remove_hishel_files
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 64
 FEW_CONNECTIONS = 8
 ROUNDS = 3
+PIN = False  # set by `python -m bench --pin`
 
 
 def missing_requirement() -> str | None:
@@ -44,7 +46,9 @@ def _free_port() -> int:
 
 
 def _taskset(cpu: int) -> list[str]:
-    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and len(os.sched_getaffinity(0)) > 1 else []
+    if not PIN or shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
+        return []
+    return ["taskset", "-c", str(cpu)]
 
 
 @contextlib.contextmanager
@@ -109,8 +113,9 @@ def rows(run: str, seconds: float) -> list[Row]:
     routes = [
         ("/const", "bare constant route"),
         ("/uncached", "uncached route (5 ms handler)"),
-        ("/cached/item", "cachetier CacheMiddleware (Redis, L1 on)"),
+        ("/cached/item", "cachetier CacheMiddleware (Redis, defaults)"),
         ("/shaped", "bare route sending a hit's exact response"),
+        ("/hishel/item", "hishel ASGICacheMiddleware (default SQLite storage)"),
     ]
     per_round = max(1, round(seconds / ROUNDS))
     with serving("cachetier_app", run) as base:
@@ -124,6 +129,7 @@ def rows(run: str, seconds: float) -> list[Row]:
             for path, label in scenario_routes:
                 rate, median, p99, note = _median_round(runs[path])
                 out.append(Row(f"GET, {connections} connections", label, median, p99, rate, note))
+    remove_hishel_files(run)
     with serving("fastapi_cache_app", run) as base:
         rate, median, p99, note = _wrk(base + "/cached/item", seconds)
         out.append(Row("GET, 64 connections", "fastapi-cache2 @cache (Redis), FastAPI", median, p99, rate, note))
