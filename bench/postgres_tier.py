@@ -19,6 +19,7 @@ import asyncpg
 from bench._measure import Row, compare, concurrent, timed_with_setup
 from bench.redis_tier import CODEC, KEYS, TTL, UNIVERSE, l1_counts, l1_note, loader_for, mixed, tags_of, value
 from cachetier import CacheConfig, create_cache
+from cachetier.adapters.pg_leases import drop_sql
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -40,7 +41,7 @@ async def rows(run: str, scale: float) -> tuple[list[Row], list[int]]:
         for manager in (cache, off, writer):
             await manager.close()
         await pool.close()
-        await conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+        await conn.execute(drop_sql(table))  # the table, its lease and mark tables, sequence and functions
         await conn.close()
 
 

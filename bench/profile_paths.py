@@ -104,15 +104,15 @@ async def main(path: str, ops: int, profile: bool, feed: bool = True) -> None:
             cpu["raw"].append(await _cpu(raw_op, turn * ops // 4, ops // 4))
             cpu["cachetier"].append(await _cpu(cache_op, turn * ops // 4, ops // 4))
         raw_cpu, our_cpu = min(cpu["raw"]), min(cpu["cachetier"])
-        print(
-            f"  client CPU per op: raw {raw_cpu * 1e6:.1f} µs, cachetier {our_cpu * 1e6:.1f} µs ({our_cpu / raw_cpu:.2f}x)"
-        )
+        ratio = our_cpu / raw_cpu
+        print(f"  client CPU per op: raw {raw_cpu * 1e6:.1f} µs, cachetier {our_cpu * 1e6:.1f} µs ({ratio:.2f}x)")
         if profile:
             profiler = cProfile.Profile()
             profiler.enable()
             await _loop(cache_op, 3 * ops, ops)
             profiler.disable()
-            pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "30")))
+            order, top = os.environ.get("SORT", "tottime"), int(os.environ.get("TOP", "30"))
+            pstats.Stats(profiler).sort_stats(order).print_stats(top)
     finally:
         await cache.clear()
         await writer.close()

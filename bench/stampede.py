@@ -21,6 +21,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from bench.postgres_tier import DSN
 from bench.redis_tier import CODEC, HOST, PORT, URL
 from cachetier import CacheConfig, create_cache
+from cachetier.adapters.pg_leases import drop_sql
 
 CALLERS = 1000
 LOAD_SECONDS = 0.05
@@ -66,7 +67,7 @@ async def rows(run: str) -> list[tuple[str, int, float, str]]:
         await cache.clear()
         await cache.close()
     conn = await asyncpg.connect(DSN)
-    await conn.execute(f'DROP TABLE IF EXISTS "bench_{run}_st"')
+    await conn.execute(drop_sql(f"bench_{run}_st"))
     await conn.close()
 
     raw = Redis(connection_pool=BlockingConnectionPool(host=HOST, port=PORT, max_connections=64, timeout=None))
