@@ -100,7 +100,7 @@ class CacheManager:
             generation=lambda: self._generation,
             write=self._write,
         )
-        self._link = BackendLink(self._l2, self.config, self._prefix, self._on_remote_change)
+        self._link = BackendLink(self._l2, self.config, self._prefix, self._on_remote_change, self._l1)
         self._ready = False  # connected and subscribed, and not closed: the hot paths check only this
         self._typed = TypedCodec()
         self._bulk = BulkOps(

@@ -4,7 +4,9 @@ The choice is made on first use (or `await cache.start()`), because it needs
 to reach the servers and `create_cache()` is synchronous. With `adapter="auto"`
 each candidate is pinged with a short timeout; an unreachable one is closed,
 logged, and the next is tried. The in-process memory adapter is the last
-resort, so a cache always starts (and its health check says `degraded`).
+resort, so a cache always starts (and its health check says `degraded`). A
+first choice that was built but did not answer is `preferred`: the manager
+moves back to it once it answers (`cachetier.move_back`).
 
 An explicit choice (`redis`, `postgres`, `database`, `sqlite`) is obeyed: its
 settings are checked when the manager is built (a malformed or unsupported
@@ -149,9 +151,15 @@ def _warn_redis_ignored(config: CacheConfig) -> None:
     )
 
 
-async def connect_first_reachable(options: Sequence[Candidate]) -> tuple[L2Adapter, str]:
-    """Build and ping each candidate in turn; the memory adapter if none answers."""
+async def connect_first_reachable(options: Sequence[Candidate]) -> tuple[L2Adapter, str, Candidate | None]:
+    """Build and ping each candidate in turn; the memory adapter if none answers.
+
+    Returns the backend, the reason, and the first choice when it was passed over
+    because it did not answer (worth trying again later), else None: a first choice
+    that could not even be built (a bad URL, a missing driver) never will be.
+    """
     failures: list[str] = []
+    retry: Candidate | None = None
     for candidate in options:
         adapter: L2Adapter | None = None
         try:
@@ -161,26 +169,29 @@ async def connect_first_reachable(options: Sequence[Candidate]) -> tuple[L2Adapt
             if candidate.required and adapter is not None:
                 # An explicit choice is kept: it reconnects by itself, and until then the manager degrades.
                 logger.warning("cachetier: %s backend does not answer at start (%s); degraded", candidate.name, exc)
-                return adapter, f"{candidate.reason}; not answering at start ({type(exc).__name__}: {exc})"
+                return adapter, f"{candidate.reason}; not answering at start ({type(exc).__name__}: {exc})", None
             if candidate.required:
                 raise
             failures.append(f"{candidate.name}: {type(exc).__name__}: {exc}")
             logger.warning("cachetier: %s backend unavailable at start (%s); trying the next", candidate.name, exc)
             if adapter is not None:
-                await _close_quietly(adapter)
+                if candidate is options[0]:
+                    retry = candidate
+                await close_quietly(adapter)
             continue
         if failures:
-            return adapter, f"{candidate.reason} ({FALLBACK_MARK} after: {'; '.join(failures)})"
-        return adapter, candidate.reason
+            return adapter, f"{candidate.reason} ({FALLBACK_MARK} after: {'; '.join(failures)})", retry
+        return adapter, candidate.reason, None
     logger.warning("cachetier: no configured backend reachable; using the in-process memory adapter")
-    return MemoryAdapter(), f"{FALLBACK_MARK} to memory: {'; '.join(failures)}"
+    return MemoryAdapter(), f"{FALLBACK_MARK} to memory: {'; '.join(failures)}", retry
 
 
-async def _close_quietly(adapter: L2Adapter) -> None:
+async def close_quietly(adapter: L2Adapter) -> None:
+    """Close a backend that is being given up; a failure to close is only logged (DEBUG)."""
     try:
         await adapter.close()
     except Exception as exc:
-        logger.debug("cachetier: closing unreachable %s failed: %s", adapter.name, exc)
+        logger.debug("cachetier: closing unused %s failed: %s", adapter.name, exc)
 
 
 class SelectingAdapter:
@@ -198,6 +209,8 @@ class SelectingAdapter:
         self._lock = asyncio.Lock()
         self._closed = False
         self.reason = "not connected yet"
+        self.preferred: Candidate | None = None
+        """The first choice, once passed over at start because it did not answer; None after `adopt`."""
 
     @property
     def name(self) -> str:
@@ -214,9 +227,13 @@ class SelectingAdapter:
             if self._closed:
                 raise BackendError("this cache's backend is closed")
             if self._adapter is None:
-                self._adapter, self.reason = await connect_first_reachable(self._options)
+                self._adapter, self.reason, self.preferred = await connect_first_reachable(self._options)
                 logger.info("cachetier: using %s L2 (%s)", self._adapter.name, self.reason)
         return self._adapter
+
+    def adopt(self, adapter: L2Adapter, reason: str) -> None:
+        """Record that the manager moved to `adapter` (its first choice, answering again), for `reason` and `close`."""
+        self._adapter, self.reason, self.preferred = adapter, reason, None
 
     async def get(self, key: str) -> bytes | None:
         return await (await self.resolve()).get(key)
