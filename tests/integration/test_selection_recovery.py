@@ -150,3 +150,41 @@ async def test_no_probe_runs_for_a_redis_url_that_can_never_work(tmp_path: pathl
     async with create_cache(config) as cache:
         assert cache.adapter_type == "sqlite"
         assert not probe_tasks()
+
+
+async def test_calls_running_across_the_move_back_all_answer_and_none_reaches_a_closed_backend(
+    production_auto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = RedisServer()
+    try:
+        monkeypatch.setenv("REDIS_URL", server.url)
+        async with create_cache() as cache:
+            assert cache.adapter_type == "sqlite"
+            moved = asyncio.Event()
+            deadline = time.monotonic() + MOVE_BACK_INTERVAL + MARGIN + 2
+
+            async def worker(n: int) -> int:
+                i = 0
+                while not moved.is_set() and time.monotonic() < deadline:
+                    await cache.set(f"k{n}-{i % 20}", i)
+                    await cache.get(f"k{n}-{i % 20}")
+                    await cache.get(f"loaded{n}-{i % 20}", lambda i=i: i)  # lease path
+                    await cache.mget([f"k{n}-{j}" for j in range(5)])
+                    i += 1
+                return i
+
+            workers = [asyncio.create_task(worker(n)) for n in range(4)]
+            server.start()
+            await wait_for_redis(cache)
+            await asyncio.sleep(1.5)  # past the grace: the fallback is closed while calls go on
+            moved.set()
+            calls = await asyncio.gather(*workers)  # an exception in any call fails the test here
+            assert all(calls)
+            stats = await cache.get_stats()
+            assert stats.adapter == "redis"
+            assert stats.l2.errors == 0
+            assert stats.l2.dropped_writes == 0
+            assert stats.l2.circuit == "closed"
+            await cache.clear()
+    finally:
+        server.close()
