@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Final
@@ -85,6 +86,7 @@ class MoveBackProbe:
             return False
         try:
             await asyncio.wait_for(adapter.ping(), PING_TIMEOUT)
+            started = time.perf_counter()
             old, leave_old_feed = await self._switch(adapter, partial(adapter.clear, self._prefix))
         except BaseException as exc:  # cancelled by `stop` included: the new backend is not in use, close it
             await close_quietly(adapter)
@@ -95,9 +97,10 @@ class MoveBackProbe:
         self._switched = True
         self._selector.adopt(adapter, f"{candidate.reason}; moved back to it from {old.name} once it answered")
         logger.warning(
-            "cachetier: %s backend answers again; moved back to it from %s (cleared %r there, emptied L1)",
+            "cachetier: %s backend answers again; moved back to it from %s in %.1f ms (cleared %r there, emptied L1)",
             candidate.name,
             old.name,
+            (time.perf_counter() - started) * 1000,
             self._prefix,
         )
         try:

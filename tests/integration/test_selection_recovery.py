@@ -113,7 +113,7 @@ async def test_moving_back_logs_a_warning(
             with caplog.at_level("WARNING", logger="cachetier"):
                 await wait_for_redis(cache)
             await cache.clear()
-        assert "redis backend answers again; moved back to it from sqlite" in caplog.text
+        assert "redis backend answers again; moved back to it from sqlite in " in caplog.text
     finally:
         server.close()
 
