@@ -69,7 +69,8 @@ def serving(factory: str, run: str) -> Iterator[str]:
         "warning",
         "--no-access-log",
     ]
-    env = {**os.environ, "BENCH_RUN": run, "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "BENCH_RUN": run, "PYTHONPATH": path}
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
