@@ -127,7 +127,9 @@ class L1Store:
                 self._small_live += 1
         for tag in tags:
             self._tags.setdefault(tag, set()).add(key)
-        self._enforce_bounds()
+        # Checked inline: a full L1 filled by misses evicts on every insert, and each call counts there.
+        if len(self._data) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes):
+            self._enforce_bounds()
 
     def fill(self, key: str, value: Any, expires_at: float, tags: tuple[str, ...] = (), size: int = 0) -> None:
         """Insert a copy read from L2 unless the key is present: an entry already
@@ -214,7 +216,10 @@ class L1Store:
                 entry.in_main, entry.freq = True, 0
                 self._main.append(entry)
                 return
-            self._remember_ghost(entry.key)
+            ghost = self._ghost
+            ghost[entry.key] = None
+            if len(ghost) > self.max_entries:
+                ghost.popitem(last=False)
             self._evict_entry(entry)
             return
         self._evict_main()
@@ -234,7 +239,8 @@ class L1Store:
 
     def _evict_entry(self, entry: _Entry) -> None:
         del self._data[entry.key]
-        self._untag(entry)
+        if entry.tags:
+            self._untag(entry)
         self._bytes -= entry.size
         entry.dead = True
         # A tombstone must not keep its value alive (the byte bound counts live entries only).
@@ -242,8 +248,3 @@ class L1Store:
         entry.expires_at = 0.0
         entry.value = None
         entry.tags = ()
-
-    def _remember_ghost(self, key: str) -> None:
-        self._ghost[key] = None
-        if len(self._ghost) > self.max_entries:
-            self._ghost.popitem(last=False)
