@@ -42,7 +42,9 @@ coroutine function that leaves its change feed. Raises, having changed nothing, 
 class MoveBackProbe:
     """Pings `selector.preferred` every `interval` seconds until it answers, then switches the manager to it."""
 
-    def __init__(self, selector: SelectingAdapter, switch: Switch, prefix: str, interval: float = MOVE_BACK_INTERVAL):
+    def __init__(
+        self, selector: SelectingAdapter, switch: Switch, prefix: str, interval: float = MOVE_BACK_INTERVAL
+    ) -> None:
         self._selector = selector
         self._switch = switch
         self._prefix = prefix
