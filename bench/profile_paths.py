@@ -1,7 +1,7 @@
 """Profile the default configuration's hot paths on Redis: set, L1-miss get, mget 100 with L1 misses.
 
 Run: python -m bench.profile_paths [set|get|mget|load] [--ops N] [--cprofile]
-(or under py-spy: ``py-spy record -o out.svg -- python -m bench.profile_paths get``).
+(py-spy, if installed, samples it the same way: ``py-spy record -o out.svg -- python -m bench.profile_paths get``).
 Each path runs `--ops` times in a loop next to the raw redis-py equivalent, and
 prints both timings; with `--cprofile` the cachetier loop runs under cProfile and
 the top functions by own time are printed.
