@@ -7,6 +7,7 @@ Leases are what keep a loader's value from overwriting a newer write (see
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from typing import Any, cast
 
@@ -22,6 +23,43 @@ LEASE_EXPIRY_WAIT = 0.7
 def _leasing(adapter: L2Adapter) -> Any:
     assert isinstance(adapter, LeasingAdapter), f"{type(adapter).__name__} does not implement LeasingAdapter"
     return cast(Any, adapter)
+
+
+async def race_leased_stores_against_changes(
+    loader: Any, writer: Any, prefix: str, seed: int, rounds: int = 60
+) -> None:
+    """Random interleavings of a leased store (via `loader`) and a change (via `writer`) begun after the lease.
+
+    Whatever the order they reach the backend in, the change wins: the key ends
+    holding the write's value, or nothing. `loader` and `writer` may be one
+    adapter, or two on the same storage standing for two processes.
+    """
+    rng = random.Random(seed)
+
+    async def store_after(delay: float, key: str, tag: str, token: int) -> None:
+        await asyncio.sleep(delay)
+        await loader.set_leased(key, b"old", 60, [tag], token)
+
+    async def change_after(delay: float, change: str, key: str, tag: str) -> None:
+        await asyncio.sleep(delay)
+        if change == "set":
+            await writer.set(key, b"new", 60)
+        elif change == "delete":
+            await writer.delete(key)
+        elif change == "invalidate":
+            await writer.invalidate_tags([tag])
+        else:
+            await writer.clear(key)
+
+    for round_ in range(rounds):
+        key, tag = f"{prefix}k{round_}", f"{prefix}t{round_ % 3}"
+        token = (await loader.get_or_lease(key, LEASE_TTL)).token
+        assert token is not None
+        change = rng.choice(["set", "delete", "invalidate", "clear"])
+        await asyncio.gather(
+            store_after(rng.random() / 500, key, tag, token), change_after(rng.random() / 500, change, key, tag)
+        )
+        assert await loader.get(key) == (b"new" if change == "set" else None), (round_, change)
 
 
 @pytest.mark.asyncio
@@ -134,3 +172,8 @@ class LeaseContractSuite:
         tokens = [(await leases.get_or_lease(prefix + str(i), LEASE_TTL)).token for i in range(5)]
         assert tokens == sorted(tokens)
         assert len(set(tokens)) == 5
+
+    async def test_no_leased_store_survives_a_change_that_began_after_its_lease(
+        self, adapter: L2Adapter, prefix: str
+    ) -> None:
+        await race_leased_stores_against_changes(_leasing(adapter), adapter, prefix, seed=0, rounds=30)

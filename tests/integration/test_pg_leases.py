@@ -9,7 +9,6 @@ lock. Each test failed against single-statement versions of these operations
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 
 from cachetier.adapters.pg_names import names
 from cachetier.adapters.postgres import PostgresAdapter
+from cachetier.lease_contract import race_leased_stores_against_changes
 
 LEASE_TTL = 30.0
 
@@ -202,32 +202,4 @@ async def test_purge_drops_expired_leases(pg: PostgresAdapter, db: asyncpg.Conne
 @pytest.mark.parametrize("seed", range(3))
 async def test_no_leased_store_survives_a_change_that_began_after_its_lease(pg: PostgresAdapter, seed: int) -> None:
     """Random interleavings: a change that started after the lease was granted always wins over the load."""
-    rng = random.Random(seed)
-    for round_ in range(60):
-        key, tag = f"k{round_}", f"t{round_ % 3}"
-        token = (await pg.get_or_lease(key, LEASE_TTL)).token
-        assert token is not None
-        change = rng.choice(["set", "delete", "invalidate", "clear"])
-
-        await asyncio.gather(
-            _store_after(pg, rng.random() / 500, key, tag, token),
-            _change_after(pg, rng.random() / 500, change, key, tag),
-        )
-        assert await pg.get(key) == (b"new" if change == "set" else None), (round_, change)
-
-
-async def _store_after(adapter: PostgresAdapter, delay: float, key: str, tag: str, token: int) -> None:
-    await asyncio.sleep(delay)
-    await adapter.set_leased(key, b"old", 60, [tag], token)
-
-
-async def _change_after(adapter: PostgresAdapter, delay: float, change: str, key: str, tag: str) -> None:
-    await asyncio.sleep(delay)
-    if change == "set":
-        await adapter.set(key, b"new", 60)
-    elif change == "delete":
-        await adapter.delete(key)
-    elif change == "invalidate":
-        await adapter.invalidate_tags([tag])
-    else:
-        await adapter.clear(key)
+    await race_leased_stores_against_changes(pg, pg, "", seed)

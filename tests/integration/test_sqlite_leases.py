@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import random
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cachetier.adapters.sqlite import SQLiteAdapter
+from cachetier.lease_contract import race_leased_stores_against_changes
 
 LEASE_TTL = 30.0
 
@@ -70,32 +69,4 @@ async def test_no_leased_store_survives_a_change_that_began_after_its_lease(
 ) -> None:
     """Random interleavings across two adapters on one file: a change that started after the lease wins."""
     loader, writer = pair
-    rng = random.Random(seed)
-    for round_ in range(60):
-        key, tag = f"k{round_}", f"t{round_ % 3}"
-        token = (await loader.get_or_lease(key, LEASE_TTL)).token
-        assert token is not None
-        change = rng.choice(["set", "delete", "invalidate", "clear"])
-
-        await asyncio.gather(
-            _store_after(loader, rng.random() / 500, key, tag, token),
-            _change_after(writer, rng.random() / 500, change, key, tag),
-        )
-        assert await loader.get(key) == (b"new" if change == "set" else None), (round_, change)
-
-
-async def _store_after(adapter: SQLiteAdapter, delay: float, key: str, tag: str, token: int) -> None:
-    await asyncio.sleep(delay)
-    await adapter.set_leased(key, b"old", 60, [tag], token)
-
-
-async def _change_after(adapter: SQLiteAdapter, delay: float, change: str, key: str, tag: str) -> None:
-    await asyncio.sleep(delay)
-    if change == "set":
-        await adapter.set(key, b"new", 60)
-    elif change == "delete":
-        await adapter.delete(key)
-    elif change == "invalidate":
-        await adapter.invalidate_tags([tag])
-    else:
-        await adapter.clear(key)
+    await race_leased_stores_against_changes(loader, writer, "", seed)
