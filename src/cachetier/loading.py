@@ -89,7 +89,7 @@ class MissLoader:
         async def read_or_load() -> Any:
             lease = await self._lease(full)
             if lease.value is not None:
-                value = self._decoded(full, lease.value, generation)
+                value = self.decoded(full, lease.value, generation)
                 if value is not MISS:
                     return value
             try:
@@ -131,8 +131,9 @@ class MissLoader:
             lease = await self._l2.get_or_lease(full, self._config.lease_ttl)
         return lease
 
-    def _decoded(self, full: str, data: bytes, generation: int) -> Any:
-        if not self._config.l1_enabled:
+    def decoded(self, full: str, data: bytes, generation: int) -> Any:
+        """The value of bytes read from L2 (or `MISS`), copied to L1 when no invalidation came since `generation`."""
+        if not self._config.l1_enabled:  # no L1 copy to make: the value is all that is needed
             return self._entries.decode_value(full, data)
         frame = self._entries.decode(full, data)
         if frame is None:

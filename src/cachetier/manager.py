@@ -295,14 +295,7 @@ class CacheManager:
         data = await self._l2.get(full)
         if data is None:
             return MISS
-        if not self.config.l1_enabled:  # no L1 copy to make: the value is all that is needed
-            return self._entries.decode_value(full, data)
-        frame = self._entries.decode(full, data)
-        if frame is None:
-            return MISS
-        if generation == self._generation:
-            self._loads.fill_l1(full, frame, len(data))
-        return frame.value
+        return self._loads.decoded(full, data, generation)
 
     def _on_remote_change(self, keys: Sequence[str] | None) -> None:
         self._generation += 1  # reads in flight may carry the old value: don't let them fill L1
