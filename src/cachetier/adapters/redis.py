@@ -46,12 +46,13 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from cachetier.adapters import redis_keys, redis_lease_scripts, redis_purge, redis_scripts
 from cachetier.adapters.redis_batching import GetBatcher, ScriptBatcher
 from cachetier.adapters.redis_connection import client_for_host, client_for_url
 from cachetier.adapters.redis_keys import LEASE_COUNTER, namespace_of, prefix_mark
+from cachetier.adapters.redis_quiet import QuietChannel
 from cachetier.adapters.redis_tracking import FENCE_MARK, FENCE_TTL_MS, InvalidationFeed
 from cachetier.adapters.redis_writes import KeyedScripts, ms
 from cachetier.config import CacheConfig
@@ -180,12 +181,30 @@ class RedisAdapter:
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         """Store `value` for `ttl` seconds (rounded up to ms) with exactly `tags`; revokes the key's lease."""
+        quiet = None
         for feed in self._feeds:
-            feed.expect(key, value)
+            if quiet is None and not tags and (quiet := feed.quiet_channel(key)) is not None:
+                feed.note_quiet_write(key, value)
+            else:
+                feed.expect(key, value)
         try:
-            await self._writes.set(key, value, ttl, tags)
+            if quiet is not None:
+                await self._set_quietly(quiet, key, value, ttl)
+            else:
+                await self._writes.set(key, value, ttl, tags)
         except RedisError as exc:
             raise _backend_error("set", exc) from exc
+
+    async def _set_quietly(self, quiet: QuietChannel, key: str, value: bytes, ttl: float) -> None:
+        """Write through a feed's tracker (no echo); through the pool if it failed (the same SET again is harmless)."""
+        stored_tags: list[bytes] | None = None  # None: unknown, the tracker failed
+        with contextlib.suppress(ConnectionError):
+            stored_tags = await self._writes.set_quietly(quiet, key, value, ttl)
+        if stored_tags == []:
+            return
+        for feed in self._feeds:  # WRITE, a script, leaves the key's old tags' indexes, and is echoed
+            feed.expect(key, value)
+        await self._writes.write(L2Entry(key, value, ttl, ()), stored_tags or ())
 
     async def mset(self, entries: Sequence[L2Entry]) -> None:
         """Write every entry in one pipelined round trip (more only for keys whose tags changed)."""

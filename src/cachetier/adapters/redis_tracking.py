@@ -20,7 +20,7 @@ and both parsers handle. Both connections are made by the adapter's pool
 credentials, db) but live outside it, so they take no pool slot and `RedisAdapter.close` closes them.
 
 Liveness: both connections are read all the time, so a closed socket is seen at
-once; after `_HEALTH_INTERVAL` seconds of silence each gets a PING, and a second
+once; after `HEALTH_INTERVAL` seconds of silence each gets a PING, and a second
 silent interval counts as a dropped connection (a hung server or a lost route).
 The tracker's PINGs also keep it clear of the server's idle ``timeout``.
 
@@ -32,10 +32,11 @@ the pool, so while it cannot, the manager cannot reach L2 either and serves L1
 in degraded mode, as it would without a feed (a server that is down takes no
 writes; one that restarted is empty and the flush on reconnect covers it).
 
-Our own changes: the server reports them too, and cannot say who made them
-(NOLOOP only mutes the tracker's own writes, and it writes nothing). Reporting
-them would drop the copy this process just put in L1, and a late echo would make
-the manager discard a load that began after our change. So:
+Our own changes: the server reports them too, and cannot say who made them,
+except those the tracker itself makes: tracking runs with NOLOOP, and a plain
+untagged `set` goes through the tracker (`redis_quiet`), so it is never echoed.
+Reporting the others would drop the copy this process just put in L1, and a late
+echo would make the manager discard a load that began after our change. So:
 
 - for a write or a delete, the adapter calls `expect` with the bytes it is about
   to write (None for a delete); a notification for such a key is checked with one
@@ -73,10 +74,11 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
+from cachetier.adapters.redis_quiet import HEALTH_INTERVAL, QuietChannel, available
 from cachetier.errors import BackendError
 
 CHANNEL: Final = "__redis__:invalidate"
-_HEALTH_INTERVAL: Final = 1.0
+
 _BACKOFF_START: Final = 0.1
 _BACKOFF_MAX: Final = 2.0  # also bounds how long L1 may lag behind a server that came back
 _LOSS_GRACE: Final = 0.1  # how long a failed echo check waits to see the feed drop
@@ -111,6 +113,7 @@ class InvalidationFeed:
         self._on_change = on_change
         self._listener: AbstractConnection | None = None
         self._tracker: AbstractConnection | None = None
+        self._quiet: QuietChannel | None = None  # the tracker, once connected, if hiredis can read it
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._connected = False
@@ -143,6 +146,19 @@ class InvalidationFeed:
             else:
                 expected[0] = value or _ABSENT
                 expected[1] += 1
+
+    def quiet_channel(self, key: str) -> QuietChannel | None:
+        """The tracker, for a write of `key` this feed will not echo; None when it cannot take one now."""
+        quiet = self._quiet
+        if quiet is None or not quiet.usable or not key.startswith(self._prefix):
+            return None
+        return quiet
+
+    def note_quiet_write(self, key: str, value: bytes) -> None:
+        """A write of `key` went through `quiet_channel`: an echo check still due compares with it."""
+        expected = self._expected.get(key)
+        if expected is not None:
+            expected[0] = value
 
     def open_fence(self) -> str | None:
         """A new fence key to write after changes whose echoes `pass_fence` then waits for (None: no feed now)."""
@@ -207,12 +223,17 @@ class InvalidationFeed:
         await listener.read_response()
         self._tracker = tracker = self._new_connection("tracker")
         await tracker.connect()  # type: ignore[no-untyped-call]
-        await tracker.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", listener_id, "BCAST", "PREFIX", self._prefix)
+        await tracker.send_command(
+            "CLIENT", "TRACKING", "ON", "REDIRECT", listener_id, "BCAST", "PREFIX", self._prefix, "NOLOOP"
+        )
         await tracker.read_response()
+        if available():
+            self._quiet = QuietChannel(tracker, self._pool.connection_kwargs.get("socket_timeout"))
 
     async def _disconnect(self) -> None:
         connections = [self._listener, self._tracker]
         self._listener = self._tracker = None
+        self._quiet = None
         for connection in connections:
             if connection is not None:
                 with contextlib.suppress(RedisError, OSError):
@@ -252,10 +273,8 @@ class InvalidationFeed:
         """Read both connections until either fails; raises what ended it."""
         assert self._listener is not None
         assert self._tracker is not None
-        readers = [
-            asyncio.ensure_future(self._read(self._listener, self._on_message)),
-            asyncio.ensure_future(self._read(self._tracker, lambda reply: None)),
-        ]
+        tracker = self._quiet.pump() if self._quiet is not None else self._read(self._tracker, lambda reply: None)
+        readers = [asyncio.ensure_future(self._read(self._listener, self._on_message)), asyncio.ensure_future(tracker)]
         try:
             done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -271,12 +290,12 @@ class InvalidationFeed:
         pinged = False
         while True:
             # An explicit timeout returns None on silence instead of raising.
-            reply = await connection.read_response(timeout=_HEALTH_INTERVAL)
+            reply = await connection.read_response(timeout=HEALTH_INTERVAL)
             if reply is not None:
                 pinged = False
                 handle(reply)
             elif pinged:
-                raise TimeoutError(f"no reply to PING within {_HEALTH_INTERVAL} s")
+                raise TimeoutError(f"no reply to PING within {HEALTH_INTERVAL} s")
             elif not connection.is_connected:  # send_command would silently reconnect, without tracking
                 raise ConnectionError("connection closed")
             else:

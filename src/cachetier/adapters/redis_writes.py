@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from cachetier.adapters import redis_lease_scripts, redis_scripts
 from cachetier.adapters.redis_batching import Joinable, ScriptBatcher
 from cachetier.adapters.redis_keys import LEASE_COUNTER, lease, namespace_of, prefix_mark, tag_index, tag_list, tag_mark
+from cachetier.adapters.redis_quiet import QuietChannel
 from cachetier.errors import BackendError
 from cachetier.protocols import L2Entry, Lease
 
@@ -53,6 +54,19 @@ class KeyedScripts:
         if not tags and not await self._run(self.set_untagged, [key, tag_list(key), lease(key)], [value, ms(ttl)]):
             return  # written: the key had no tags to leave (else its position came back)
         await self.write(L2Entry(key, value, ttl, tags), ())
+
+    async def set_quietly(self, quiet: QuietChannel, key: str, value: bytes, ttl: float) -> list[bytes]:
+        """An untagged write as SET_UNTAGGED's, in MULTI/EXEC on the tracker; the tags the key had, to leave.
+
+        A transaction cannot skip the SET when the key had tags, as the script does, so
+        it writes, then names them; `set` then runs WRITE, which leaves their indexes.
+        Until then a tag invalidation may remove the new value: a drop, never a stale read.
+        """
+        reply = await quiet.transaction(
+            [("DEL", lease(key)), ("SET", key, value, "PX", ms(ttl)), ("SMEMBERS", tag_list(key))]
+        )
+        stored_tags: list[bytes] = reply[2]
+        return stored_tags
 
     async def mset(self, entries: Sequence[L2Entry]) -> None:
         """Untagged entries go in one script per `MSET_CHUNK`, tagged ones in a WRITE each, all in one pipeline."""

@@ -1,0 +1,155 @@
+"""A plain set goes through the change feed's tracker (NOLOOP), so its own feed never hears of it.
+
+What must still hold: every other writer's change to the key is reported,
+including one the server merges with ours into one notification, and a set
+whose tracker connection is gone still lands (through the pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from cachetier.adapters.redis import RedisAdapter
+from cachetier.adapters.redis_tracking import InvalidationFeed
+from servers import RedisServer
+
+BUSY_SCRIPT = """
+local start = redis.call('TIME')
+repeat
+  local now = redis.call('TIME')
+until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) >= tonumber(ARGV[1])
+return 1
+"""
+
+
+class Subscribed:
+    """An adapter subscribed to a fresh prefix, recording what its feed reports and how many echoes it checks."""
+
+    def __init__(self, url: str) -> None:
+        self.prefix = f"quiet-{uuid.uuid4().hex[:12]}:"
+        self.adapter = RedisAdapter.from_url(url)
+        self.reported: list[Sequence[str] | None] = []
+        self.echo_checks = 0
+        self._news = asyncio.Event()
+
+    def _record(self, keys: Sequence[str] | None) -> None:
+        self.reported.append(keys)
+        self._news.set()
+
+    async def start(self) -> InvalidationFeed:
+        self.unsubscribe = await self.adapter.subscribe_invalidations(self.prefix, self._record)
+        feed = self.adapter._feeds[0]
+        check = feed._report_unless_ours
+
+        async def counted(ours: dict[str, bytes]) -> Any:
+            self.echo_checks += 1
+            return await check(ours)
+
+        feed._report_unless_ours = counted  # type: ignore[method-assign]
+        return feed
+
+    def keys_reported(self) -> set[str]:
+        return {key for keys in self.reported if keys is not None for key in keys}
+
+    async def wait_for(self, key: str) -> None:
+        """Until the feed reports `key`; at most 2 s."""
+        async with asyncio.timeout(2):
+            while key not in self.keys_reported():
+                self._news.clear()
+                await self._news.wait()
+
+    async def close(self) -> None:
+        await self.adapter.clear(self.prefix)
+        await self.unsubscribe()
+        await self.adapter.close()
+
+
+@pytest.fixture
+async def subscribed(redis_url: str) -> AsyncIterator[Subscribed]:
+    watcher = Subscribed(redis_url)
+    await watcher.start()
+    yield watcher
+    await watcher.close()
+
+
+async def test_plain_sets_are_neither_echoed_nor_checked(subscribed: Subscribed, redis_url: str) -> None:
+    for i in range(30):
+        await subscribed.adapter.set(f"{subscribed.prefix}k{i}", b"v", 60)
+    # Notifications come in the order of the changes: once a later foreign write is
+    # reported, an echo of ours would have arrived before it.
+    async with Redis.from_url(redis_url) as raw:
+        await raw.set(f"{subscribed.prefix}marker", b"x", px=60_000)
+    await subscribed.wait_for(f"{subscribed.prefix}marker")
+    assert subscribed.keys_reported() == {f"{subscribed.prefix}marker"}
+    assert subscribed.echo_checks == 0
+    assert await subscribed.adapter.get(f"{subscribed.prefix}k29") == b"v"
+
+
+async def test_another_writer_after_a_quiet_set_is_reported(subscribed: Subscribed, redis_url: str) -> None:
+    key = f"{subscribed.prefix}shared"
+    other = RedisAdapter.from_url(redis_url)
+    try:
+        await subscribed.adapter.set(key, b"ours", 60)
+        await other.set(key, b"theirs", 60)  # another process's quiet set: quiet only for its own feed
+        await subscribed.wait_for(key)
+    finally:
+        await other.close()
+
+
+async def test_a_quiet_set_leaves_the_tags_the_key_had(subscribed: Subscribed) -> None:
+    key = f"{subscribed.prefix}tagged"
+    await subscribed.adapter.set(key, b"old", 60, ["t1"])
+    await subscribed.adapter.set(key, b"new", 60)  # untagged: through the tracker, then WRITE leaves t1
+    await subscribed.adapter.invalidate_tags(["t1"])
+    assert await subscribed.adapter.get(key) == b"new"
+
+
+async def test_a_set_whose_tracker_was_killed_still_lands(subscribed: Subscribed, redis_url: str) -> None:
+    async with Redis.from_url(redis_url) as admin:
+        # Kill the tracker from the server side; the next set may find it gone before the feed does.
+        clients = await admin.client_list()
+        for client in clients:
+            if client.get("name") == "cachetier-feed-tracker":
+                await admin.client_kill_filter(_id=client["id"])
+    for i in range(20):
+        await subscribed.adapter.set(f"{subscribed.prefix}after-kill{i}", b"v", 60)
+        assert await subscribed.adapter.get(f"{subscribed.prefix}after-kill{i}") == b"v"
+
+
+async def test_a_foreign_write_merged_with_ours_into_one_notification_is_reported() -> None:
+    """Both writes arrive while the server is busy, so it runs them in one turn and sends one notification.
+
+    NOLOOP drops the key only if our write was the later one; whichever order the
+    server took, a key whose final value is not ours must be reported. Runs on a
+    server of its own, which a script keeps busy.
+    """
+    with RedisServer() as server:
+        watcher = Subscribed(server.url)
+        await watcher.start()
+        busy = Redis.from_url(server.url)
+        theirs = Redis.from_url(server.url)
+        merged_and_foreign_last = 0
+        try:
+            for trial in range(20):
+                key = f"{watcher.prefix}k{trial}"
+                blocker = asyncio.ensure_future(busy.eval(BUSY_SCRIPT, 0, 30_000))
+                await asyncio.sleep(0.005)  # the script runs; what follows queues up behind it
+                ours = asyncio.ensure_future(watcher.adapter.set(key, b"ours", 60))
+                await asyncio.sleep(0.001)
+                await theirs.set(key, b"theirs", px=60_000)
+                await ours
+                await blocker
+                if await theirs.get(key) == b"theirs":
+                    merged_and_foreign_last += 1
+                    await watcher.wait_for(key)
+        finally:
+            await busy.aclose()
+            await theirs.aclose()
+            await watcher.close()
+    assert merged_and_foreign_last > 0  # the case this test exists for came up
