@@ -16,10 +16,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Unpack
-from urllib.parse import quote
 
 import orjson
 
@@ -30,6 +28,7 @@ from cachetier.integrations.http_cache.flow import (
     BodyBuffer,
     Found,
     Next,
+    cache_fault,
     complete,
     invalidation,
     lookup,
@@ -38,8 +37,9 @@ from cachetier.integrations.http_cache.flow import (
     store_items,
     unstored,
 )
-from cachetier.integrations.http_cache.headers import Headers, get_first
+from cachetier.integrations.http_cache.headers import get_first
 from cachetier.integrations.http_cache.hits import ParsedValues
+from cachetier.integrations.http_cache.plain import choose, fresh_answer
 from cachetier.integrations.http_cache.policy import (
     LOOKUP_METHODS,
     Decision,
@@ -50,15 +50,15 @@ from cachetier.integrations.http_cache.policy import (
     options_from,
 )
 from cachetier.integrations.http_cache.purge import MAX_PURGE_BODY, TOO_LARGE, check_purge, refuse_purge
-from cachetier.integrations.http_cache.request import Request
 from cachetier.integrations.http_cache.responses import (
     Response,
     client_headers,
     entry_response,
     gateway_timeout,
     served,
+    whole,
 )
-from cachetier.integrations.http_cache.storage import PATH_SAFE
+from cachetier.integrations.http_cache.wsgi_environ import PlainEnvirons, environ_headers, request_of, status_line
 from cachetier.sync import SyncCache
 
 logger = logging.getLogger("cachetier.http")
@@ -98,13 +98,39 @@ class CacheMiddleware:
         self.options = options_from(settings)
         self.parsed = ParsedValues(self.options)
         self.calls = SyncCalls(cache)
+        self.plain = PlainEnvirons(
+            self.options.prefix,
+            share_cookies=self.options.cache_credentialed,
+            trusted=self.options.trusted_forwarding_headers,
+        )
         self._lock = threading.Lock()
         self._flights: dict[str, threading.Event] = {}
         self._refreshing: set[str] = set()
         self._background: set[threading.Thread] = set()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        return _Responder(self, environ, start_response).run()
+        plain = self.plain.plain(environ)
+        if plain is None:
+            return _Responder(self, environ, start_response).run()
+        # A plain GET or HEAD (see `http_cache.plain`): a fresh hit answered without a `Request`.
+        (url, index), validators = plain
+        try:
+            variants = self.parsed.variants(self.cache.get(index))
+            chosen = choose(variants, environ_headers, environ)
+            prepared = None if chosen is None else self.parsed.prepared(self.cache.get(chosen.key))
+        except Exception as exc:
+            cache_fault("read", exc)
+            variants, prepared = [], None
+        if prepared is not None:
+            method = environ["REQUEST_METHOD"]
+            answer = fresh_answer(prepared, self.clock(), method, validators)
+            if answer is not None:
+                age, not_modified = answer
+                status, headers, body = whole(prepared, age, "HIT", head=method == "HEAD", not_modified=not_modified)
+                start_response(status_line(status), headers)
+                return [body]
+        found = Found(url, variants, None if prepared is None else prepared.entry, prepared)
+        return _Responder(self, environ, start_response).run(found)
 
     def wait_background(self, timeout: float = 10.0) -> None:
         """Join the background revalidation threads started so far."""
@@ -112,31 +138,6 @@ class CacheMiddleware:
             threads = list(self._background)
         for thread in threads:
             thread.join(timeout)
-
-
-def request_of(environ: Environ) -> Request:
-    headers: Headers = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers.append((key[5:].replace("_", "-").lower(), str(value)))
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers.append((key.replace("_", "-").lower(), str(value)))
-    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # undecoded, like ASGI's raw_path
-    if raw:
-        path = str(raw).split("?", 1)[0]
-    else:
-        decoded = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
-        path = quote(decoded.encode("latin-1", "replace"), safe=PATH_SAFE)  # PEP 3333: latin-1 "bytes"-strings
-    method, query = environ["REQUEST_METHOD"].upper(), environ.get("QUERY_STRING", "")
-    return Request(method, host, path or "/", query, headers, environ.get("wsgi.url_scheme", "http"))
-
-
-def status_line(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"{status} Unknown"
 
 
 class _Responder:
@@ -149,11 +150,13 @@ class _Responder:
         self.start_response = start_response
         self.request = request_of(environ)
 
-    def run(self) -> Iterable[bytes]:
+    def run(self, found: Found | None = None) -> Iterable[bytes]:
+        """Answer the request; `found` is its lookup when the caller has done it already."""
         request, options = self.request, self.options
         if request.method not in LOOKUP_METHODS or request.untrusted_forwarding(options.trusted_forwarding_headers):
             return self.forward(None, None)  # never looked up nor stored: BYPASS
-        found: Found = self.mw.calls.read(lookup(self.request, self.mw.parsed))
+        if found is None:
+            found = self.mw.calls.read(lookup(self.request, self.mw.parsed))
         answer = self.answer_from(found)
         if answer is not None:
             return answer

@@ -13,9 +13,10 @@ Nothing here does I/O: `directives` parses Cache-Control and targeted fields,
 variants, `conditional` evaluates validators, `policy` decides (storable?
 servable? revalidate?), `responses` builds stored entries and client headers,
 and `flow` strings those together as steps both drivers execute. `hits`
-memoises parsed stored values, and `asgi_scope` reads ASGI scopes, including
-the keys of the plain GETs whose fresh hits the ASGI driver serves on a
-short path.
+memoises parsed stored values. `asgi_scope` and `wsgi_environ` read ASGI
+scopes and WSGI environs, including what `plain` GET and HEAD requests need:
+both drivers answer their fresh hits (and 304s) on a short path, without
+building a `Request`.
 
 `X-Cache` says what happened: HIT (fresh, from storage), MISS (from the app,
 stored), STALE (stale from storage: max-stale, stale-while-revalidate,

@@ -1,34 +1,33 @@
-"""What the cache reads from an ASGI scope: the full `Request`, or only the keys of a plain GET.
+"""What the cache reads from an ASGI scope: the full `Request`, or only what a plain GET or HEAD needs.
 
-`request_of` gives the rules their string form of a request. A plain GET, one
-without Cache-Control, Pragma, Authorization, Cookie (unless credentialed
-requests are shared), Range, a forwarding field or a validator, is served
-from a fresh stored entry the same way whatever its other fields say (the
-Vary fields aside, which selection compares), so the ASGI middleware can
-answer such a hit without building a `Request`. All it needs from the scope
-is the URL's cache keys, which `PlainGets` memoises on the raw bytes of
-scheme, host, path and query string (and any trusted forwarding field): a hot
-URL is hashed once, not on every request.
+`request_of` gives the rules their string form of a request. For a plain
+request (`plain`), `PlainGets` reads the URL's cache keys, memoised on the
+raw bytes of scheme, host, path and query string (and any trusted forwarding
+field), so a hot URL is hashed once, not on every request, and the
+validators.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 from urllib.parse import quote
 
-from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS
 from cachetier.integrations.http_cache.headers import Headers
-from cachetier.integrations.http_cache.request import FORWARDING_FIELDS, Request, keyed_values, normal_host
-from cachetier.integrations.http_cache.storage import PATH_SAFE, index_key, url_hash
-
-ASKING_FIELDS: Final = frozenset(("cache-control", "pragma", "authorization", "range", *CONDITIONAL_FIELDS))
-"""Request fields that change what the cache may answer (`Request` reads them); any one makes a GET not plain."""
-
-MAX_URLS: Final = 4096
-MAX_URL_BYTES: Final = 2048
-
-_ASKING, _HOST, _KEYED = 0, 1, 2
+from cachetier.integrations.http_cache.plain import (
+    ASKING,
+    HOST,
+    MAX_URL_BYTES,
+    MAX_URLS,
+    VALIDATOR,
+    Keys,
+    Plain,
+    field_roles,
+    remember,
+    url_keys,
+)
+from cachetier.integrations.http_cache.request import Request
+from cachetier.integrations.http_cache.storage import PATH_SAFE
 
 
 def request_of(scope: Mapping[str, Any]) -> Request:
@@ -54,13 +53,13 @@ def encode_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
 
 
 class PlainGets:
-    """The URL hash and index key of plain GETs, memoised on (scheme, Host, raw path, query string) bytes.
+    """The keys and validators of plain GET and HEAD requests; the keys memoised on (scheme, Host,
+    raw path, query string) bytes.
 
     The keys are exactly what `lookup` derives from `request_of(scope)`. A
     scope without a `Host` field or a `raw_path` is not recognised (the full
     flow handles it). Only URLs of at most `max_url_bytes` are remembered, and
-    the memo is cleared when it holds `max_urls` of them, so a scan of unique
-    (or huge) URLs costs memory only up to `max_urls * max_url_bytes`.
+    the memo is cleared when it holds `max_urls` of them.
     """
 
     def __init__(
@@ -73,24 +72,25 @@ class PlainGets:
         trusted: Collection[str] = (),
     ) -> None:
         self.prefix = prefix
-        self.max_urls = max_urls
-        self.max_url_bytes = max_url_bytes
+        self.bounds = (max_urls, max_url_bytes)
         self.trusted = frozenset(trusted)
-        asking = set(ASKING_FIELDS) | (FORWARDING_FIELDS - self.trusted)
-        if not share_cookies:
-            asking.add("cookie")
         # one dict lookup per request field tells all the scan needs to know about it
-        self._roles: dict[bytes, int] = {name.encode("latin-1"): _ASKING for name in asking}
-        self._roles[b"host"] = _HOST
-        self._roles.update((name.encode("latin-1"), _KEYED) for name in self.trusted)
-        self._keys: dict[tuple[Any, ...], tuple[str, str]] = {}
+        self._roles = {name.encode("latin-1"): role for name, role in field_roles(share_cookies, trusted).items()}
+        self._keys: dict[tuple[Any, ...], Keys] = {}
 
-    def keys_of(self, scope: Mapping[str, Any]) -> tuple[str, str] | None:
-        """(URL hash, index key) of a plain GET; None for any other request."""
-        if scope["method"] != "GET":
+    def keys_of(self, scope: Mapping[str, Any]) -> Keys | None:
+        """(URL hash, index key) of a plain GET without validators; None for any other request."""
+        plain = self.plain(scope) if scope["method"] == "GET" else None
+        return None if plain is None or plain[1] is not None else plain[0]
+
+    def plain(self, scope: Mapping[str, Any]) -> Plain | None:
+        """The keys and validators of a plain GET or HEAD; None for any other request."""
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
             return None
         host: bytes | None = None
         keyed: list[tuple[bytes, bytes]] | None = None
+        validators: Headers | None = None
         roles = self._roles
         for name, value in scope["headers"]:
             role = roles.get(name)
@@ -101,11 +101,17 @@ class PlainGets:
                 role = roles.get(name.lower())
                 if role is None:
                     continue
-            if role == _ASKING:
+            if role == ASKING:
                 return None
-            if role == _HOST:
+            if role == HOST:
                 if host is None:
                     host = value
+            elif role == VALIDATOR:
+                field = (name.lower().decode("latin-1"), value.decode("latin-1"))
+                if validators is None:
+                    validators = [field]
+                else:
+                    validators.append(field)
             elif keyed is None:
                 keyed = [(name.lower(), value)]
             else:
@@ -118,23 +124,8 @@ class PlainGets:
         url = (scheme, host, raw_path, query) if keyed is None else (scheme, host, raw_path, query, *keyed)
         keys = self._keys.get(url)
         if keys is None:
-            keys = self._compute(scheme, host, raw_path, query, keyed)
-            if len(host) + len(raw_path) + len(query) > self.max_url_bytes:
-                return keys
-            if len(self._keys) >= self.max_urls:
-                self._keys.clear()
-            self._keys[url] = keys
-        return keys
-
-    def _compute(
-        self, scheme: str, host: bytes, raw_path: bytes, query: bytes, keyed: list[tuple[bytes, bytes]] | None
-    ) -> tuple[str, str]:
-        forwarding = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in keyed or ()]
-        digest = url_hash(
-            normal_host(scheme, host.decode("latin-1")),
-            raw_path.decode("latin-1"),
-            query.decode("latin-1"),
-            scheme=scheme,
-            keyed=keyed_values(forwarding, self.trusted),
-        )
-        return digest, index_key(self.prefix, digest)
+            forwarding = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in keyed or ()]
+            text = (host.decode("latin-1"), raw_path.decode("latin-1"), query.decode("latin-1"))
+            keys = url_keys(self.prefix, scheme, *text, forwarding, self.trusted)
+            remember(self._keys, url, keys, len(host) + len(raw_path) + len(query), self.bounds)
+        return keys, validators

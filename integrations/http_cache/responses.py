@@ -129,7 +129,7 @@ def freshen(
 class Prepared:
     """A stored entry with what serving it needs computed once: its freshness facts and the client
     headers that do not depend on the request (those before `Age`, `X-Cache` and `Content-Length`),
-    also latin-1 encoded for ASGI."""
+    also latin-1 encoded for ASGI, and the part of them a 304 keeps."""
 
     entry: StoredResponse
     facts: EntryFacts
@@ -137,41 +137,77 @@ class Prepared:
     wire: tuple[tuple[bytes, bytes], ...]
     content_length: str
     wire_length: tuple[bytes, bytes]
+    not_modified: Headers
+    not_modified_wire: tuple[tuple[bytes, bytes], ...]
+
+
+_NOT_MODIFIED_KEPT = frozenset((*NOT_MODIFIED_FIELDS, "age", "x-cache"))
 
 
 def prepare(entry: StoredResponse, options: Options) -> Prepared:
     headers = without(visible_headers(entry.headers, options, entry.tags), ("age",))
-    wire = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+    wire = _encoded(headers)
     length = str(len(entry.body))
-    return Prepared(entry, entry_facts(entry, options), headers, wire, length, (b"content-length", length.encode()))
+    kept = [(name, value) for name, value in headers if name in _NOT_MODIFIED_KEPT]
+    return Prepared(
+        entry,
+        entry_facts(entry, options),
+        headers,
+        wire,
+        length,
+        (b"content-length", length.encode()),
+        kept,
+        _encoded(kept),
+    )
 
 
-def wire_start(prepared: Prepared, age: float, x_cache: bytes) -> dict[str, Any]:
-    """The ASGI `http.response.start` message of `served(...)` for an unconditional GET, at `age` seconds.
+def _encoded(headers: Headers) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+
+
+def wire_start(prepared: Prepared, age: float, x_cache: bytes, *, not_modified: bool = False) -> dict[str, Any]:
+    """The ASGI `http.response.start` message of `whole(...)` at `age` seconds: the stored status
+    and headers, or the 304 of a request whose validators match.
 
     The message and its header list are new on every call: middleware outside
     ours may add headers to the list in place (Starlette's `MutableHeaders` does).
     """
+    if not_modified:
+        headers = [*prepared.not_modified_wire, (b"age", b"%d" % age), (b"x-cache", x_cache)]
+        return {"type": "http.response.start", "status": 304, "headers": headers}
     headers = [*prepared.wire, (b"age", b"%d" % age), (b"x-cache", x_cache), prepared.wire_length]
     return {"type": "http.response.start", "status": prepared.entry.status, "headers": headers}
+
+
+def validators_match(prepared: Prepared, method: str, validators: Headers) -> bool:
+    """Whether the request fields `validators` (If-None-Match, If-Modified-Since; others are ignored)
+    make a 304 the answer from this stored response."""
+    entry = prepared.entry
+    return not_modified(method, validators, entry.status, entry.headers, entry.response_time)
+
+
+def whole(prepared: Prepared, age: float, x_cache: str, *, head: bool, not_modified: bool) -> Response:
+    """The stored response served whole at `age` seconds (no body for HEAD), or the 304 answering
+    validators that match it (RFC 9110 15.4.5: only the fields a 304 carries, and no body)."""
+    age_field = ("age", str(int(age)))
+    if not_modified:
+        return 304, [*prepared.not_modified, age_field, ("x-cache", x_cache)], b""
+    headers = [*prepared.headers, age_field, ("x-cache", x_cache), ("content-length", prepared.content_length)]
+    return prepared.entry.status, headers, b"" if head else prepared.entry.body
 
 
 def served(request: Request, prepared: Prepared, now: float, x_cache: str) -> Response:
     """The stored response for this request: a 304 when the client's validators match, a 206 or 416
     for a `Range` (RFC 9110 14), no body for HEAD."""
     entry = prepared.entry
-    headers = [*prepared.headers, ("age", str(int(prepared.facts.age(now)))), ("x-cache", x_cache)]
-    if request.conditional and not_modified(
-        request.method, request.headers, entry.status, entry.headers, entry.response_time
-    ):
-        kept = {*NOT_MODIFIED_FIELDS, "age", "x-cache"}
-        return 304, [(name, value) for name, value in headers if name in kept], b""
-    if request.ranged:
+    age = prepared.facts.age(now)
+    matched = request.conditional and validators_match(prepared, request.method, request.headers)
+    if request.ranged and not matched:
+        headers = [*prepared.headers, ("age", str(int(age))), ("x-cache", x_cache)]
         partial = ranged(request.headers, entry.status, entry.headers, headers, entry.body)
         if partial is not None:
             return partial
-    headers.append(("content-length", prepared.content_length))
-    return entry.status, headers, b"" if request.method == "HEAD" else entry.body
+    return whole(prepared, age, x_cache, head=request.method == "HEAD", not_modified=matched)
 
 
 def entry_response(request: Request, entry: StoredResponse, now: float, x_cache: str, options: Options) -> Response:
