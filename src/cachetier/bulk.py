@@ -117,15 +117,16 @@ class BulkOps:
             return found
         # As `MissLoader.fill_l1`, with the L1 cap computed once for the batch.
         cap = self._entries.l1_expiry(math.inf)
-        fill = self._l1.fill
+        fills = []
         for key, full, data in zip(missing, missing_full, blobs, strict=True):
             frame = frames.get(full)
             if frame is None or data is None:
                 continue
-            expires_at = frame.expires_at
+            value, expires_at, tags = frame
             if expires_at is not None:  # counters change in place in L2; never copy them to L1
-                fill(full, frame.value, expires_at if expires_at < cap else cap, frame.tags, len(data))
-            found[key] = frame.value
+                fills.append((full, value, expires_at if expires_at < cap else cap, tags, len(data)))
+            found[key] = value
+        self._l1.fill_many(fills)
         return found
 
     async def mset(

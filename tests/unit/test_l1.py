@@ -111,8 +111,11 @@ def test_random_operations_keep_internal_counts_consistent() -> None:
     for _ in range(5000):
         key = f"k{rng.randrange(200)}"
         action = rng.random()
-        if action < 0.5:
+        if action < 0.4:
             store.set(key, 1, later(), (f"t{rng.randrange(5)}",), size=rng.randrange(1, 80))
+        elif action < 0.5:
+            batch = [f"k{rng.randrange(200)}" for _ in range(rng.randrange(1, 8))]
+            store.fill_many([(k, 1, later(), (f"t{rng.randrange(5)}",), rng.randrange(1, 80)) for k in batch])
         elif action < 0.8:
             store.get(key)
         elif action < 0.95:
@@ -183,3 +186,32 @@ def test_the_ghost_list_forgets_its_oldest_keys_first() -> None:
     assert store.get("k0") is MISS
     assert store.get("k15") == 15
     assert len(store._ghost) <= store.max_entries
+
+
+def test_a_bulk_fill_copies_every_key_while_there_is_room() -> None:
+    store = L1Store(10)
+    store.set("mine", "newer", later())
+    store.fill_many([(f"k{i}", i, later(), (), 1) for i in range(5)] + [("mine", "older", later(), (), 1)])
+    assert [store.get(f"k{i}") for i in range(5)] == list(range(5))
+    assert store.get("mine") == "newer"  # as `fill`: a present entry was written after the read began
+
+
+def test_a_bulk_fill_of_a_full_store_remembers_new_keys_and_admits_them_when_read_again() -> None:
+    store = L1Store(10)
+    for i in range(10):
+        store.set(f"old{i}", i, later())
+    store.fill_many([(f"new{i}", i, later(), (), 1) for i in range(5)])
+    assert all(store.get(f"new{i}") is MISS for i in range(5))  # a first sighting evicts nothing
+    assert all(f"old{i}" in store._data for i in range(10))  # (not `get`: a read would protect them below)
+    store.fill_many([(f"new{i}", i, later(), (), 1) for i in range(5)])  # seen again: admitted to main
+    assert all(store.get(f"new{i}") == i for i in range(5))
+    assert all(entry.in_main for key, entry in store._data.items() if key.startswith("new"))
+    assert len(store) == 10
+
+
+def test_a_bulk_fill_respects_the_byte_bound() -> None:
+    store = L1Store(100, max_bytes=50)
+    store.fill_many([(f"k{i}", i, later(), (), 20) for i in range(5)])
+    assert store.size_bytes <= 50
+    store.fill_many([(f"k{i}", i, later(), (), 20) for i in range(5)])
+    assert store.size_bytes <= 50

@@ -20,11 +20,18 @@ default and 98 µs with no socket timeout at all (same client, interleaved runs)
 a send the socket could not take at once needs it.
 
 Reads are untouched: redis-py already bounds them with a timeout context.
+
+Packing: redis-py builds each command in Python, about 70 µs for an MGET of 100
+keys here, a third of the raw client's whole MGET; hiredis (which ``redis[hiredis]``
+installs) packs it in C in about 6 µs. The same connections pack with hiredis
+when they can (UTF-8 strict encoding, a one-word command name) and fall back to
+redis-py otherwise, which also raises redis-py's `DataError` for arguments it refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from functools import cache
 from typing import Any, Final, cast
@@ -45,11 +52,33 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cachetier.errors import ConfigError
 
+_hiredis_pack: Callable[[Any], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - redis[hiredis] is what the redis extra installs
+    _hiredis_pack = None
+
 SENTINEL_SCHEME: Final = "redis+sentinel"
 
 
 class _DeadlineSend:
-    """Mixin placed before a redis-py connection class; see the module docstring."""
+    """Mixin placed before a redis-py connection class: deadline sends and C packing (module docstring)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        encoder = cast(Any, self).encoder
+        name = args[0] if args else None
+        if (
+            _hiredis_pack is not None
+            and name.__class__ is str
+            and " " not in name
+            and encoder.encoding == "utf-8"
+            and encoder.encoding_errors == "strict"
+        ):
+            # hiredis refuses what redis-py refuses (bool, None, other types) with TypeError; redis-py then says why.
+            with contextlib.suppress(TypeError):
+                return [_hiredis_pack(args)]
+        packed: list[bytes] = super().pack_command(*args)  # type: ignore[misc]
+        return packed
 
     async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
         connection = cast(Any, self)  # the redis-py connection this mixin is part of
