@@ -10,6 +10,7 @@ import redis.asyncio as redis
 
 from cachetier import CacheConfig, CacheManager, ConfigError, create_for_testing
 from cachetier.integrations.decorators import cache_class, cache_method
+from redis_fixtures import fixture_raw  # noqa: F401 (a fixture, requested by name)
 
 
 @pytest.fixture
@@ -17,13 +18,6 @@ async def cache(redis_url: str) -> AsyncIterator[CacheManager]:
     manager = create_for_testing(CacheConfig(adapter="redis", redis_url=redis_url))
     yield manager
     await manager.close()
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def _keys(raw: redis.Redis, cache: CacheManager) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,6 +18,7 @@ from cachetier.config import CacheConfig
 from cachetier.errors import BackendError, ConfigError, NotAnIntegerError
 from cachetier.protocols import L2Adapter, L2Entry
 from cachetier.testing import L2ContractSuite
+from redis_fixtures import fixture_adapter, fixture_prefix, fixture_raw  # noqa: F401 (fixtures, requested by name)
 
 
 class TestRedisAdapterContract(L2ContractSuite):
@@ -28,26 +28,6 @@ class TestRedisAdapterContract(L2ContractSuite):
         yield adapter
         await adapter.clear(prefix)
         await adapter.close()
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"redis-test-{uuid.uuid4().hex[:12]}:"
-
-
-@pytest.fixture
-async def adapter(redis_url: str, prefix: str) -> AsyncIterator[RedisAdapter]:
-    adapter = RedisAdapter.from_url(redis_url)
-    yield adapter
-    await adapter.clear(prefix)
-    await adapter.close()
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.mark.parametrize("purge_chunk", [None, 3], ids=["default-chunks", "3-key-chunks"])

@@ -10,35 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
-import pytest
 from redis.asyncio import Redis
 
 from cachetier.adapters.redis import MAX_LEASE_TTL, RedisAdapter
 from cachetier.adapters.redis_keys import LEASE_COUNTER, lease, prefix_mark, tag_mark
 from cachetier.protocols import Lease
+from redis_fixtures import fixture_adapter, fixture_prefix, fixture_raw  # noqa: F401 (fixtures, requested by name)
 from servers import RedisServer
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"redis-lease-{uuid.uuid4().hex[:12]}:"
-
-
-@pytest.fixture
-async def adapter(redis_url: str, prefix: str) -> AsyncIterator[RedisAdapter]:
-    adapter = RedisAdapter.from_url(redis_url)
-    yield adapter
-    await adapter.clear(prefix)
-    await adapter.close()
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def _evalsha_calls(client: Redis) -> int:

@@ -7,8 +7,7 @@ read server-wide command counts use a throwaway server.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,27 +18,8 @@ from cachetier.adapters.redis import RedisAdapter
 from cachetier.adapters.redis_keys import tag_index, tag_list
 from cachetier.adapters.redis_scripts import PRUNE_MAX
 from cachetier.protocols import L2Entry
+from redis_fixtures import fixture_adapter, fixture_prefix, fixture_raw  # noqa: F401 (fixtures, requested by name)
 from servers import RedisServer
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"redis-tags-{uuid.uuid4().hex[:12]}:"
-
-
-@pytest.fixture
-async def adapter(redis_url: str, prefix: str) -> AsyncIterator[RedisAdapter]:
-    adapter = RedisAdapter.from_url(redis_url)
-    yield adapter
-    await adapter.clear(prefix)
-    await adapter.close()
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_delete_removes_the_tag_list_and_index_memberships(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -14,20 +13,8 @@ from cachetier.adapters.redis import RedisAdapter
 from cachetier.adapters.redis_keys import tag_list
 from cachetier.errors import BackendError, NotAnIntegerError
 from cachetier.protocols import L2Entry
+from redis_fixtures import fixture_adapter, fixture_prefix  # noqa: F401 (fixtures, requested by name)
 from servers import RedisServer
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"redis-batch-{uuid.uuid4().hex[:12]}:"
-
-
-@pytest.fixture
-async def adapter(redis_url: str, prefix: str) -> AsyncIterator[RedisAdapter]:
-    adapter = RedisAdapter.from_url(redis_url)
-    yield adapter
-    await adapter.clear(prefix)
-    await adapter.close()
 
 
 # 10,000: on a busy 2-core machine, unbatched writes were dropped from about 5,000 on (0-4,786 of
