@@ -30,6 +30,9 @@ def opaque_tag(tag: str) -> str:
 
 def entity_tags(value: str) -> list[str]:
     """The opaque tags of an If-None-Match list (weak comparison); commas inside quotes are kept."""
+    if "," not in value and value.count('"') % 2 == 0:  # one tag, as browsers send: the loop finds just it
+        item = value.strip()
+        return [opaque_tag(item)] if item else []
     tags: list[str] = []
     current: list[str] = []
     quoted = False

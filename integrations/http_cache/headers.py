@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import email.utils
+import functools
 import re
 from collections.abc import Iterable
 from typing import Final, TypeAlias
@@ -69,6 +70,7 @@ def strip_hop_by_hop(headers: Headers) -> Headers:
     return without(headers, HOP_BY_HOP | named)
 
 
+@functools.lru_cache(maxsize=1024)  # the same few dates are parsed on every request (validators, Date, Expires)
 def parse_http_date(value: str | None) -> float | None:
     """Seconds since the epoch of an HTTP-date (IMF-fixdate, RFC 850 or asctime); None if invalid."""
     if value is None:
