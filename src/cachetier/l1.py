@@ -27,7 +27,7 @@ from cachetier.sentinel import MISS, Missing
 
 _now = time.time  # a module global: one lookup less on every read
 
-_MAX_FREQ = 3
+MAX_FREQ = 3  # S3-FIFO's 2-bit read counter
 _SMALL_SHARE = 0.1
 
 
@@ -69,6 +69,11 @@ class L1Store:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def entries(self) -> dict[str, _Entry]:
+        """The live entries by key, for an owner that inlines `get`'s hit; never to be changed from outside."""
+        return self._data
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -80,7 +85,7 @@ class L1Store:
         """The live value, or `MISS`."""
         entry = self._data.get(key)
         if entry is not None and entry.expires_at > _now():
-            if entry.freq < _MAX_FREQ:
+            if entry.freq < MAX_FREQ:
                 entry.freq += 1
             self.hits += 1
             return entry.value

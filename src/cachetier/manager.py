@@ -21,6 +21,7 @@ Coherence rules kept here:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -35,16 +36,17 @@ from cachetier.errors import CacheClosedError, DeserializationError, InvalidLoad
 from cachetier.feed import BackendLink
 from cachetier.guard import GuardedAdapter
 from cachetier.keys import check_key, check_namespace, check_tags, check_ttl
-from cachetier.l1 import L1Store
+from cachetier.l1 import MAX_FREQ, L1Store
 from cachetier.loading import MissLoader
 from cachetier.naming import KeyNaming
 from cachetier.protocols import L2Adapter, PurgeHook
 from cachetier.purge import PurgeNotifier
 from cachetier.sentinel import MISS, Missing
-from cachetier.stats import CacheStats, L1Stats, L2Stats
+from cachetier.stats import CacheStats
 from cachetier.tracing import trace_calls
 from cachetier.typed import TypedCodec
 
+_now = time.time  # a module global: one lookup less on every hit
 _T = TypeVar("_T")
 _D = TypeVar("_D")
 
@@ -83,6 +85,7 @@ class CacheManager:
         l1_entries = self.config.max_memory_entries if self.config.l1_enabled else 0
         self._l1 = L1Store(l1_entries, self.config.max_memory_bytes)
         self._l1_get = self._l1.get  # bound once: `get` serves L1 hits in well under a microsecond
+        self._l1_entries = self._l1.entries
         self._l2 = GuardedAdapter(
             adapter,
             namespace_prefix=f"{self._namespace}:",
@@ -133,15 +136,6 @@ class CacheManager:
         if self._reason is not None:
             return self._reason
         return str(getattr(self._link.selector or self._l2.adapter, "reason", "given explicitly"))
-
-    def _full_key(self, key: str, namespace: str | None) -> str:
-        return self._naming.full_key(key, namespace)
-
-    def _full_tags(self, tags: Iterable[str] | None) -> tuple[str, ...]:
-        return self._naming.full_tags(tags)
-
-    def _ttl(self, ttl: float | None) -> float:
-        return self._naming.ttl(ttl)
 
     # -- reads ------------------------------------------------------------------
 
@@ -224,6 +218,13 @@ class CacheManager:
         if options or key.__class__ is not str:
             return await self._get_with(key, loader, **options)
         full = self._prefix + key  # checked only on a miss: L1 holds no invalid key, so a hit proves it valid
+        # `L1Store.get`'s hit, written out: the call was a fifth of a hit's cost. Anything else goes through it.
+        entry = self._l1_entries.get(full)
+        if entry is not None and entry.expires_at > _now():
+            if entry.freq < MAX_FREQ:
+                entry.freq += 1
+            self._l1.hits += 1
+            return entry.value
         value = self._l1_get(full)
         if value is not MISS:
             return value
@@ -246,8 +247,8 @@ class CacheManager:
         loader_timeout: float | None = None,
         type: Any = None,
     ) -> Any:
-        full = self._full_key(key, namespace)
-        full_tags = self._full_tags(tags) if tags else ()
+        full = self._naming.full_key(key, namespace)
+        full_tags = self._naming.full_tags(tags) if tags else ()
         limit = self.config.loader_timeout if loader_timeout is None else check_ttl(loader_timeout, "loader_timeout")
         value = self._l1_get(full)
         if value is MISS:
@@ -286,7 +287,7 @@ class CacheManager:
         Safe to call from threads other than the manager's event loop (the
         sync facade serves L1 hits this way without a thread hop).
         """
-        return self._l1.peek(self._full_key(key, namespace))
+        return self._l1.peek(self._naming.full_key(key, namespace))
 
     async def _read_l2(self, full: str) -> Any | Missing:
         if not self._ready:  # a sync check first: no coroutine per call
@@ -312,7 +313,7 @@ class CacheManager:
             self._ready = not self._closed
 
     async def exists(self, key: str, *, namespace: str | None = None) -> bool:
-        full = self._full_key(key, namespace)
+        full = self._naming.full_key(key, namespace)
         if self._l1.get(full) is not MISS:
             return True
         self._check_open()
@@ -331,7 +332,7 @@ class CacheManager:
     async def _store(
         self, full: str, value: Any, ttl: float | None, tags: tuple[str, ...], compress: bool | None
     ) -> bool:
-        seconds = self._ttl(ttl)
+        seconds = self._naming.ttl(ttl)
         data, expires_at = self._entries.encode(value, seconds, tags, compress)
         return await self._write(full, data, seconds, expires_at, tags)
 
@@ -369,9 +370,9 @@ class CacheManager:
         value there). Raises `SerializationError` for values the codec cannot
         encode.
         """
-        full = self._full_key(key, namespace)
+        full = self._naming.full_key(key, namespace)
         self._loads.written(full)
-        return await self._store(full, value, ttl, self._full_tags(tags), compress)
+        return await self._store(full, value, ttl, self._naming.full_tags(tags), compress)
 
     async def mset(
         self,
@@ -443,8 +444,8 @@ class CacheManager:
         As with `get`, the result is not stored when an invalidation finished,
         or this process wrote the key, while the loader ran.
         """
-        full = self._full_key(key, namespace)
-        value = await self._reload(full, loader, ttl, self._full_tags(tags), compress, self.config.loader_timeout)
+        full, full_tags = self._naming.full_key(key, namespace), self._naming.full_tags(tags)
+        value = await self._reload(full, loader, ttl, full_tags, compress, self.config.loader_timeout)
         return value if type is None else self._typed.convert(value, type)
 
     async def _reload(
@@ -459,7 +460,7 @@ class CacheManager:
         """Run `loader` and write its result over whatever is cached (a write: it revokes leases)."""
         generation = self._generation
         loaded, written = await self._loads.call_loader(full, loader, time_limit)
-        seconds = self._ttl(ttl)
+        seconds = self._naming.ttl(ttl)
         data, expires_at = self._entries.encode(loaded, seconds, tags, compress)
         if generation == self._generation and not written:
             self._loads.written(full)
@@ -478,8 +479,8 @@ class CacheManager:
         """
         if isinstance(by, bool) or not isinstance(by, int):
             raise NotAnIntegerError(f"by must be an int, got {type(by).__name__}")
-        full = self._full_key(key, namespace)
-        seconds = self._ttl(ttl)
+        full = self._naming.full_key(key, namespace)
+        seconds = self._naming.ttl(ttl)
         self._check_open()
         result = await self._l2.incr(full, by, seconds)
         self._generation += 1
@@ -496,7 +497,7 @@ class CacheManager:
 
     async def expire(self, key: str, seconds: float, *, namespace: str | None = None) -> bool:
         """Give a live key a new TTL; False when it is not cached (or L2 is down)."""
-        full = self._full_key(key, namespace)
+        full = self._naming.full_key(key, namespace)
         check_ttl(seconds, "seconds")
         self._check_open()
         changed = await self._l2.expire(full, seconds)
@@ -508,7 +509,7 @@ class CacheManager:
 
     async def delete(self, key: str, *, namespace: str | None = None) -> bool:
         """Remove a key from both tiers; True when either held it."""
-        full = self._full_key(key, namespace)
+        full = self._naming.full_key(key, namespace)
         self._check_open()
         removed = await self._l2.delete(full)
         self._generation += 1
@@ -523,7 +524,7 @@ class CacheManager:
 
     async def invalidate_by_tags(self, tags: Iterable[str]) -> int:
         """Remove every entry carrying any of `tags`; each entry counts once."""
-        full_tags = self._full_tags(tags)
+        full_tags = self._naming.full_tags(tags)
         if not full_tags:
             return 0
         self._check_open()
@@ -607,24 +608,8 @@ class CacheManager:
         return not self._closed and await self._l2.ping()
 
     async def get_stats(self) -> CacheStats:
-        l1, l2 = self._l1, self._l2
-        backend = await l2.stats() if not self._closed else {}
-        return CacheStats(
-            adapter=l2.name,
-            reason=self.selection_reason,
-            l1=L1Stats(entries=len(l1), hits=l1.hits, requests=l1.hits + l1.misses, memory_bytes=l1.size_bytes),
-            l2=L2Stats(
-                healthy=l2.healthy,
-                latency_ms=l2.latency_ms,
-                hits=l2.hits,
-                misses=l2.misses,
-                errors=l2.errors,
-                dropped_writes=l2.dropped_writes,
-                circuit=l2.breaker.state,
-                stats=backend,
-            ),
-            loader_calls=self._loads.loader_calls,
-        )
+        backend = await self._l2.stats() if not self._closed else {}
+        return CacheStats.of(self._l1, self._l2, self.selection_reason, backend, self._loads.loader_calls)
 
     def _check_open(self) -> None:
         if self._closed:

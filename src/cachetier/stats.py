@@ -14,7 +14,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only annotations: the guard and L1 modules import nothing from here at run time
+    from cachetier.guard import GuardedAdapter
+    from cachetier.l1 import L1Store
 
 
 def _ratio(hits: int, requests: int) -> float:
@@ -107,6 +111,26 @@ class CacheStats(Mapping[str, Any]):
     l1: L1Stats
     l2: L2Stats
     loader_calls: int
+
+    @classmethod
+    def of(cls, l1: L1Store, l2: GuardedAdapter, reason: str, backend: dict[str, Any], loader_calls: int) -> CacheStats:
+        """A manager's figures now: its L1, its guarded L2 and what the backend itself reported."""
+        return cls(
+            adapter=l2.name,
+            reason=reason,
+            l1=L1Stats(entries=len(l1), hits=l1.hits, requests=l1.hits + l1.misses, memory_bytes=l1.size_bytes),
+            l2=L2Stats(
+                healthy=l2.healthy,
+                latency_ms=l2.latency_ms,
+                hits=l2.hits,
+                misses=l2.misses,
+                errors=l2.errors,
+                dropped_writes=l2.dropped_writes,
+                circuit=l2.breaker.state,
+                stats=backend,
+            ),
+            loader_calls=loader_calls,
+        )
 
     @property
     def requests(self) -> int:
