@@ -4,24 +4,24 @@ A request is plain when it carries no Cache-Control, Pragma, Authorization,
 Cookie (unless credentialed requests are shared), Range or untrusted
 forwarding field. `decide` then serves a fresh stored entry FRESH whatever
 its other fields say (the Vary fields aside, which selection compares), and
-`served` answers with `whole`: its validators (If-None-Match,
-If-Modified-Since) only choose between the stored response and a 304, and
-HEAD only drops the body. So a driver needs from such a request only its
-URL's cache keys, its method and its validators; `asgi_scope.PlainGets` and
-`wsgi_environ.PlainEnvirons` read those, memoising the keys per URL, and
-`fresh_answer` is what both then serve.
+`served` answers with `responses.whole`: its validators (If-None-Match,
+If-Modified-Since) only choose between the stored response and a 304
+(`responses.validators_match`), and HEAD only drops the body. So a driver
+needs from such a request only its URL's cache keys, its method and its
+validators: `asgi_scope.PlainGets` and `wsgi_environ.PlainEnvirons` read
+those, memoising the keys per URL, and the drivers serve a hit when
+`EntryFacts.fresh_age` says the entry is fresh.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from typing import Final, TypeVar
+from collections.abc import Collection
+from typing import Final
 
 from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS
 from cachetier.integrations.http_cache.headers import Headers
 from cachetier.integrations.http_cache.request import FORWARDING_FIELDS, keyed_values, normal_host
-from cachetier.integrations.http_cache.responses import Prepared, validators_match
-from cachetier.integrations.http_cache.storage import Variant, index_key, select, url_hash
+from cachetier.integrations.http_cache.storage import index_key, url_hash
 
 ASKING_FIELDS: Final = frozenset(("cache-control", "pragma", "authorization", "range"))
 """Request fields that change what the cache may answer; any one (or an untrusted forwarding field,
@@ -38,8 +38,6 @@ Keys = tuple[str, str]
 
 Plain = tuple[Keys, Headers | None]
 """A plain request's keys and its validators (None when it has none)."""
-
-_R = TypeVar("_R")
 
 
 def field_roles(share_cookies: bool, trusted: Collection[str]) -> dict[str, int]:
@@ -67,15 +65,6 @@ def url_keys(
     return digest, index_key(prefix, digest)
 
 
-def fresh_answer(prepared: Prepared, now: float, method: str, validators: Headers | None) -> tuple[float, bool] | None:
-    """(age, whether to answer 304) when a plain `method` request with `validators` gets the entry
-    FRESH; None when it does not (the full flow then decides what to do)."""
-    age = prepared.facts.fresh_age(now)
-    if age is None:
-        return None
-    return age, validators is not None and validators_match(prepared, method, validators)
-
-
 def remember(
     memo: dict[tuple[object, ...], Keys], url: tuple[object, ...], keys: Keys, size: int, bounds: tuple[int, int]
 ) -> None:
@@ -88,12 +77,3 @@ def remember(
     if len(memo) >= max_urls:
         memo.clear()
     memo[url] = keys
-
-
-def choose(variants: list[Variant], headers_of: Callable[[_R], Headers], request: _R) -> Variant | None:
-    """`select(variants, headers_of(request))`, the request's fields read only when the newest
-    variant varies on some (`flow.lookup` for a plain request, which has nothing to refuse)."""
-    chosen = variants[0] if variants else None
-    if chosen is not None and chosen.vary:
-        return select(variants, headers_of(request))
-    return chosen

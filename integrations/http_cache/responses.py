@@ -165,18 +165,20 @@ def _encoded(headers: Headers) -> tuple[tuple[bytes, bytes], ...]:
     return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
 
 
-def wire_start(prepared: Prepared, age: float, x_cache: bytes, *, not_modified: bool = False) -> dict[str, Any]:
-    """The ASGI `http.response.start` message of `whole(...)` at `age` seconds: the stored status
-    and headers, or the 304 of a request whose validators match.
+def wire_start(prepared: Prepared, age: float, x_cache: bytes) -> dict[str, Any]:
+    """The ASGI `http.response.start` message of `whole(...)` at `age` seconds, served whole.
 
     The message and its header list are new on every call: middleware outside
     ours may add headers to the list in place (Starlette's `MutableHeaders` does).
     """
-    if not_modified:
-        headers = [*prepared.not_modified_wire, (b"age", b"%d" % age), (b"x-cache", x_cache)]
-        return {"type": "http.response.start", "status": 304, "headers": headers}
     headers = [*prepared.wire, (b"age", b"%d" % age), (b"x-cache", x_cache), prepared.wire_length]
     return {"type": "http.response.start", "status": prepared.entry.status, "headers": headers}
+
+
+def wire_not_modified(prepared: Prepared, age: float, x_cache: bytes) -> dict[str, Any]:
+    """`wire_start` for the 304 of `whole(..., not_modified=True)`."""
+    headers = [*prepared.not_modified_wire, (b"age", b"%d" % age), (b"x-cache", x_cache)]
+    return {"type": "http.response.start", "status": 304, "headers": headers}
 
 
 def validators_match(prepared: Prepared, method: str, validators: Headers) -> bool:
