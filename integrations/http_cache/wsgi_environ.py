@@ -76,7 +76,7 @@ def request_of(environ: Mapping[str, Any]) -> Request:
     return Request(method, environ_host(environ), environ_path(environ), query, environ_headers(environ), scheme)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # the status is the app's to choose
 def status_line(status: int) -> str:
     """`start_response`'s status string: the code and its reason phrase."""
     try:
