@@ -165,6 +165,27 @@ class MissLoader:
         if stored and current and generation == self._generation() and self._config.l1_enabled:
             self._l1.set(full, value, self._entries.l1_expiry(expires_at), tags, len(data))
 
+    async def reload(
+        self,
+        full: str,
+        loader: Callable[[], Any],
+        seconds: float,
+        tags: tuple[str, ...],
+        compress: bool | None,
+        time_limit: float | None,
+    ) -> Any:
+        """Run `loader` and write its result over whatever is cached (a write: it revokes leases).
+
+        Not written when an invalidation finished, or this process wrote `full`, while it ran.
+        """
+        generation = self._generation()
+        loaded, written = await self.call_loader(full, loader, time_limit)
+        data, expires_at = self._entries.encode(loaded, seconds, tags, compress)
+        if generation == self._generation() and not written:
+            self.written(full)
+            await self._write(full, data, seconds, expires_at, tags)
+        return self._entries.decode_value(full, data)
+
     async def call_loader(self, full: str, loader: Callable[[], Any], time_limit: float | None) -> tuple[Any, bool]:
         """`loader()`'s result, and whether this process wrote `full` while it ran."""
         loading = self._loading.setdefault(full, [0, 0])

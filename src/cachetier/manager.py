@@ -29,13 +29,14 @@ from typing import Any, TypeVar, overload
 from cachetier.api_types import Loader, MSetItem
 from cachetier.aside import CacheAside
 from cachetier.bulk import BulkOps
+from cachetier.changes import KeyChanges, check_step
 from cachetier.codecs import Codec, JsonCodec
 from cachetier.config import CacheConfig
 from cachetier.entries import EntryEncoder
-from cachetier.errors import CacheClosedError, DeserializationError, InvalidLoaderError, NotAnIntegerError
+from cachetier.errors import CacheClosedError, DeserializationError, InvalidLoaderError
 from cachetier.feed import BackendLink
 from cachetier.guard import GuardedAdapter
-from cachetier.keys import check_key, check_namespace, check_tags, check_ttl
+from cachetier.keys import check_key, check_tags, check_ttl
 from cachetier.l1 import MAX_FREQ, L1Store
 from cachetier.loading import MissLoader
 from cachetier.naming import KeyNaming
@@ -120,6 +121,14 @@ class CacheManager:
         )
         self._closed = False
         self._purge = PurgeNotifier(purge_hooks)
+        self._changes = KeyChanges(
+            l1=self._l1,
+            l2=self._l2,
+            naming=self._naming,
+            purge=self._purge,
+            changed=self._changed,
+            check_open=self._check_open,
+        )
         if logger.isEnabledFor(logging.DEBUG):
             trace_calls(self)
 
@@ -266,7 +275,9 @@ class CacheManager:
             logger.info("cachetier: cached %r does not fit %r (%s); treated as a miss", full, type, exc)
         if loader is None:
             return default
-        return self._typed.convert(await self._reload(full, loader, ttl, full_tags, compress, limit), type)
+        return self._typed.convert(
+            await self._loads.reload(full, loader, self._naming.ttl(ttl), full_tags, compress, limit), type
+        )
 
     async def _load(
         self,
@@ -298,8 +309,11 @@ class CacheManager:
             return MISS
         return self._loads.decoded(full, data, generation)
 
-    def _on_remote_change(self, keys: Sequence[str] | None) -> None:
+    def _changed(self) -> None:
         self._generation += 1  # reads in flight may carry the old value: don't let them fill L1
+
+    def _on_remote_change(self, keys: Sequence[str] | None) -> None:
+        self._changed()
         if keys is None:
             self._l1.clear(self._prefix)
         else:
@@ -445,27 +459,10 @@ class CacheManager:
         or this process wrote the key, while the loader ran.
         """
         full, full_tags = self._naming.full_key(key, namespace), self._naming.full_tags(tags)
-        value = await self._reload(full, loader, ttl, full_tags, compress, self.config.loader_timeout)
+        value = await self._loads.reload(
+            full, loader, self._naming.ttl(ttl), full_tags, compress, self.config.loader_timeout
+        )
         return value if type is None else self._typed.convert(value, type)
-
-    async def _reload(
-        self,
-        full: str,
-        loader: Loader[Any],
-        ttl: float | None,
-        tags: tuple[str, ...],
-        compress: bool | None,
-        time_limit: float | None,
-    ) -> Any:
-        """Run `loader` and write its result over whatever is cached (a write: it revokes leases)."""
-        generation = self._generation
-        loaded, written = await self._loads.call_loader(full, loader, time_limit)
-        seconds = self._naming.ttl(ttl)
-        data, expires_at = self._entries.encode(loaded, seconds, tags, compress)
-        if generation == self._generation and not written:
-            self._loads.written(full)
-            await self._write(full, data, seconds, expires_at, tags)
-        return self._entries.decode_value(full, data)
 
     async def increment(
         self, key: str, by: int = 1, *, ttl: float | None = None, namespace: str | None = None
@@ -477,63 +474,34 @@ class CacheManager:
         than an explicit unknown). Raises `NotAnIntegerError` for a non-integer
         `by` or stored value.
         """
-        if isinstance(by, bool) or not isinstance(by, int):
-            raise NotAnIntegerError(f"by must be an int, got {type(by).__name__}")
-        full = self._naming.full_key(key, namespace)
-        seconds = self._naming.ttl(ttl)
-        self._check_open()
-        result = await self._l2.incr(full, by, seconds)
-        self._generation += 1
-        self._l1.delete(full)
-        return result
+        return await self._changes.increment(key, by, ttl, namespace)
 
     async def decrement(
         self, key: str, by: int = 1, *, ttl: float | None = None, namespace: str | None = None
     ) -> int | None:
         """`increment` by `-by`."""
-        if isinstance(by, bool) or not isinstance(by, int):
-            raise NotAnIntegerError(f"by must be an int, got {type(by).__name__}")
-        return await self.increment(key, -by, ttl=ttl, namespace=namespace)
+        return await self._changes.increment(key, -check_step(by), ttl, namespace)
 
     async def expire(self, key: str, seconds: float, *, namespace: str | None = None) -> bool:
         """Give a live key a new TTL; False when it is not cached (or L2 is down)."""
-        full = self._naming.full_key(key, namespace)
-        check_ttl(seconds, "seconds")
-        self._check_open()
-        changed = await self._l2.expire(full, seconds)
-        self._generation += 1
-        self._l1.delete(full)
-        return changed
+        return await self._changes.expire(key, seconds, namespace)
 
     # -- invalidation -------------------------------------------------------------
 
     async def delete(self, key: str, *, namespace: str | None = None) -> bool:
         """Remove a key from both tiers; True when either held it."""
-        full = self._naming.full_key(key, namespace)
-        self._check_open()
-        removed = await self._l2.delete(full)
-        self._generation += 1
-        return self._l1.delete(full) or removed
+        return await self._changes.delete(key, namespace)
 
     async def invalidate_by_tag(self, tag: str) -> int:
         """Remove every entry of this cache tagged `tag` (whatever namespace its key is under), from both tiers.
 
         Returns the L2 count removed.
         """
-        return await self.invalidate_by_tags([tag])
+        return await self._changes.invalidate_tags([tag])
 
     async def invalidate_by_tags(self, tags: Iterable[str]) -> int:
         """Remove every entry carrying any of `tags`; each entry counts once."""
-        full_tags = self._naming.full_tags(tags)
-        if not full_tags:
-            return 0
-        self._check_open()
-        removed = await self._l2.invalidate_tags(full_tags)
-        self._generation += 1
-        local = self._l1.invalidate_tags(full_tags)
-        if self._purge.hooks:
-            await self._purge.notify(check_tags(tags))
-        return max(removed, local)
+        return await self._changes.invalidate_tags(tags)
 
     def add_purge_hook(self, hook: PurgeHook) -> None:
         """Also tell `hook` about every later tag invalidation."""
@@ -546,12 +514,7 @@ class CacheManager:
 
     async def clear(self, *, namespace: str | None = None) -> int:
         """Remove every entry of this cache's namespace (or `namespace`); never other keys."""
-        prefix = f"{self._namespace if namespace is None else check_namespace(namespace)}:"
-        self._check_open()
-        removed = await self._l2.clear(prefix)
-        self._generation += 1
-        self._l1.clear(prefix)
-        return removed
+        return await self._changes.clear(namespace)
 
     # -- helpers, health, lifecycle -------------------------------------------------
 
