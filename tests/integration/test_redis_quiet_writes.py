@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 
+from cachetier.adapters import redis_tracking
 from cachetier.adapters.redis import RedisAdapter
+from cachetier.adapters.redis_quiet import take_over
 from cachetier.adapters.redis_tracking import InvalidationFeed
 from servers import RedisServer
 
@@ -153,3 +156,27 @@ async def test_a_foreign_write_merged_with_ours_into_one_notification_is_reporte
             await theirs.aclose()
             await watcher.close()
     assert merged_and_foreign_last > 0  # the case this test exists for came up
+
+
+async def test_without_a_quiet_channel_sets_go_through_the_pool_and_their_echoes_are_checked(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What happens without hiredis, or over a connection class without asyncio streams.
+    monkeypatch.setattr(redis_tracking, "take_over", lambda connection, timeout: None)
+    watcher = Subscribed(redis_url)
+    await watcher.start()
+    try:
+        for i in range(5):
+            await watcher.adapter.set(f"{watcher.prefix}k{i}", b"v", 60)
+        async with Redis.from_url(redis_url) as raw:
+            await raw.set(f"{watcher.prefix}marker", b"x", px=60_000)
+        await watcher.wait_for(f"{watcher.prefix}marker")
+        await asyncio.sleep(0.05)  # the echo checks (2 ms apart) finish
+        assert watcher.echo_checks > 0
+        assert watcher.keys_reported() == {f"{watcher.prefix}marker"}
+    finally:
+        await watcher.close()
+
+
+def test_a_connection_without_asyncio_streams_gets_no_quiet_channel() -> None:
+    assert take_over(Connection(), None) is None  # not connected: no streams to take over

@@ -49,9 +49,16 @@ _EXEC: Final = b"*1\r\n$4\r\nEXEC\r\n"
 Command = Sequence[str | bytes | int]
 
 
-def available() -> bool:
-    """Whether replies can be parsed here (hiredis is installed)."""
-    return HAVE_HIREDIS
+def take_over(connection: AbstractConnection, timeout: float | None) -> QuietChannel | None:
+    """A channel over `connection`'s streams, or None when it cannot be had (no hiredis, or a
+    connection class without asyncio streams): the feed then only reads the tracker, as before."""
+    # redis-py made the connection (TLS, AUTH, SELECT, Sentinel discovery, client name);
+    # from here its streams are ours, and its own parser is never used again.
+    reader = getattr(connection, "_reader", None)
+    writer = getattr(connection, "_writer", None)
+    if not HAVE_HIREDIS or not isinstance(reader, asyncio.StreamReader) or not isinstance(writer, asyncio.StreamWriter):
+        return None
+    return QuietChannel(reader, writer, timeout)
 
 
 class _Waiting:
@@ -66,15 +73,9 @@ class _Waiting:
 
 
 class QuietChannel:
-    """Pipelined commands over one connected redis-py connection that nothing else reads or writes."""
+    """Pipelined commands over the streams of one connection that nothing else reads or writes."""
 
-    def __init__(self, connection: AbstractConnection, timeout: float | None) -> None:
-        # redis-py made the connection (TLS, AUTH, SELECT, Sentinel discovery, client name);
-        # from here its streams are ours, and its own parser is never used again.
-        reader: asyncio.StreamReader | None = getattr(connection, "_reader", None)
-        writer: asyncio.StreamWriter | None = getattr(connection, "_writer", None)
-        if reader is None or writer is None or not HAVE_HIREDIS:
-            raise ConnectionError("no stream to take over (closed connection, other redis-py, or no hiredis)")
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float | None) -> None:
         self._reader = reader
         self._writer = writer
         self._replies = hiredis.Reader()

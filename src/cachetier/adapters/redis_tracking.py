@@ -74,7 +74,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
-from cachetier.adapters.redis_quiet import HEALTH_INTERVAL, QuietChannel, available
+from cachetier.adapters.redis_quiet import HEALTH_INTERVAL, QuietChannel, take_over
 from cachetier.errors import BackendError
 
 CHANNEL: Final = "__redis__:invalidate"
@@ -227,8 +227,7 @@ class InvalidationFeed:
             "CLIENT", "TRACKING", "ON", "REDIRECT", listener_id, "BCAST", "PREFIX", self._prefix, "NOLOOP"
         )
         await tracker.read_response()
-        if available():
-            self._quiet = QuietChannel(tracker, self._pool.connection_kwargs.get("socket_timeout"))
+        self._quiet = take_over(tracker, self._pool.connection_kwargs.get("socket_timeout"))
 
     async def _disconnect(self) -> None:
         connections = [self._listener, self._tracker]
