@@ -88,9 +88,7 @@ class BulkOps:
         if self.config.l1_enabled:
             missing: list[str] = []  # as the caller wrote them
             missing_full: list[str] = []  # namespaced
-            l1_get = self._l1.get
-            for key, full in zip(key_list, fulls, strict=True):
-                value = l1_get(full)
+            for key, full, value in zip(key_list, fulls, self._l1.get_many(fulls), strict=True):
                 if value is MISS:
                     missing.append(key)
                     missing_full.append(full)

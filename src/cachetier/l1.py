@@ -94,6 +94,24 @@ class L1Store:
         self.misses += 1
         return MISS
 
+    def get_many(self, keys: Iterable[str]) -> list[Any]:
+        """`get` of each key, in order (`MISS` for each miss), for one bulk read: one call, not one per key."""
+        data, now, hits, values = self._data, _now(), 0, []
+        for key in keys:
+            entry = data.get(key)
+            if entry is not None and entry.expires_at > now:
+                if entry.freq < MAX_FREQ:
+                    entry.freq += 1
+                hits += 1
+                values.append(entry.value)
+            elif entry is None:
+                self.misses += 1
+                values.append(MISS)
+            else:
+                values.append(self.get(key))  # expired: dropped and counted there
+        self.hits += hits
+        return values
+
     def peek(self, key: str) -> Any | Missing:
         """Like `get` but never mutates the store beyond counters, so other
         threads may call it while the owning event loop writes (the GIL makes

@@ -215,3 +215,13 @@ def test_a_bulk_fill_respects_the_byte_bound() -> None:
     assert store.size_bytes <= 50
     store.fill_many([(f"k{i}", i, later(), (), 20) for i in range(5)])
     assert store.size_bytes <= 50
+
+
+def test_get_many_answers_as_get_does_key_by_key() -> None:
+    store = L1Store(10)
+    store.set("live", 1, later())
+    store.set("expired", 2, later(-1))
+    assert store.get_many(["live", "absent", "expired", "live"]) == [1, MISS, MISS, 1]
+    assert (store.hits, store.misses) == (2, 2)
+    assert "expired" not in store.entries  # dropped, as `get` drops it
+    assert store.entries["live"].freq == 2
