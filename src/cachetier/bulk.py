@@ -102,22 +102,21 @@ class BulkOps:
         await self._ready()
         generation = self._generation()
         blobs = await self._l2.mget(missing_full)
-        if not self.config.l1_enabled:
-            return self._entries.decode_values(
-                missing, blobs, self._naming.prefix if namespace is None else f"{namespace}:"
-            )
-        frames = self._entries.decode_frames(missing_full, blobs)
-        if generation != self._generation():  # an invalidation landed meanwhile: these may be older than it
-            for key, full in zip(missing, missing_full, strict=True):
-                frame = frames.get(full)
-                if frame is not None:
-                    found[key] = frame.value
+        copy = self.config.l1_enabled and generation == self._generation() and self._l1.wants_any(missing_full)
+        if not copy:
+            # Nothing goes to L1, so only values are read, not headers: L1 is off; or an invalidation
+            # landed meanwhile (these may be older than it); or a full L1 is reading keys it has not
+            # seen lately (a listing, a scan), which it only notes down (`L1Store.fill_many`).
+            log_prefix = self._naming.prefix if namespace is None else f"{namespace}:"
+            found.update(self._entries.decode_values(missing, blobs, log_prefix))
+            if self.config.l1_enabled:
+                self._l1.remember([full for full, data in zip(missing_full, blobs, strict=True) if data is not None])
             return found
+        frames = self._entries.decode_frames(missing_full, blobs)
         # As `MissLoader.fill_l1`, with the L1 cap computed once for the batch.
         cap = self._entries.l1_expiry(math.inf)
         fills = []
-        for key, full, data in zip(missing, missing_full, blobs, strict=True):
-            frame = frames.get(full)
+        for key, full, data, frame in zip(missing, missing_full, blobs, frames, strict=True):
             if frame is None or data is None:
                 continue
             value, expires_at, tags = frame

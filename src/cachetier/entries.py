@@ -83,8 +83,8 @@ class EntryEncoder:
             max_inflated=self.max_inflated,
         )
 
-    def decode_frames(self, keys: Sequence[str], blobs: Sequence[bytes | None]) -> dict[str, Frame]:
-        """`{key: frame}` for the present, readable blobs of these (full) keys; undecodable ones are logged misses."""
+    def decode_frames(self, keys: Sequence[str], blobs: Sequence[bytes | None]) -> list[Frame | None]:
+        """The frame of each blob of these (full) keys, in order; None when absent or undecodable (logged)."""
         return decode_frames(
             self.codec,
             keys,

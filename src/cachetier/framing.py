@@ -131,21 +131,23 @@ def decode_frames(
     decode_many: Callable[[list[bytes]], list[Any]] | None = None,
     on_error: Callable[[_K, DeserializationError], None],
     max_inflated: int = DEFAULT_MAX_INFLATED_BYTES,
-) -> dict[_K, Frame]:
-    """`{key: frame}` for the present blobs, as `decode_frame` gives them (for reads that fill L1).
+) -> list[Frame | None]:
+    """The frame of each blob, as `decode_frame` gives it, in order (for reads that fill L1).
 
-    Blobs that cannot be decoded are left out and reported to `on_error`. With
-    `decode_many`, a batch of small plain frames has its payloads decoded in
-    one call (see `decode_values`) and only the headers read one by one: an
-    mget that fills L1 spent about 1.7 µs a value in `decode_frame` here,
-    against 0.7 µs for the codec alone.
+    None where a blob is absent or cannot be decoded; the latter are reported
+    to `on_error` with their key. With `decode_many`, a batch of small plain
+    frames has its payloads decoded in one call (see `decode_values`) and only
+    the headers read one by one: an mget that fills L1 spent about 1.7 µs a
+    value in `decode_frame` here, against 0.7 µs for the codec alone.
     """
+    frames: list[Frame | None] = [None] * len(blobs)
     if decode_many is not None:
         plain, largest, unpack = plain_prefix(codec), _VIEW_FROM, _HEADER.unpack_from
-        present: list[_K] = []
-        metas: list[tuple[float, tuple[str, ...]]] = []
+        positions: list[int] = []
+        expiries: list[float] = []
+        tag_lists: list[tuple[str, ...]] = []
         payloads: list[bytes] = []
-        for key, data in zip(keys, blobs, strict=True):
+        for position, data in enumerate(blobs):
             if data is None:
                 continue
             if not (data.startswith(plain) and _HEADER_SIZE <= len(data) <= largest):
@@ -153,11 +155,11 @@ def decode_frames(
             expires_ms, tags_len = unpack(data)[3:]
             start = _HEADER_SIZE + tags_len
             try:
-                tags = tuple(data[_HEADER_SIZE:start].decode().split(TAG_SEPARATOR)) if tags_len else ()
+                tag_lists.append(tuple(data[_HEADER_SIZE:start].decode().split(TAG_SEPARATOR)) if tags_len else ())
             except UnicodeDecodeError:
                 break
-            present.append(key)
-            metas.append((expires_ms / 1000, tags))
+            positions.append(position)
+            expiries.append(expires_ms / 1000)
             payloads.append(data[start:])
         else:
             try:
@@ -167,18 +169,16 @@ def decode_frames(
             if values is not None:
                 # `tuple.__new__` builds the same Frame at a third of the cost of calling `Frame(...)`.
                 new = tuple.__new__
-                return {
-                    key: new(Frame, (value, expires_at, tags))
-                    for key, value, (expires_at, tags) in zip(present, values, metas, strict=True)
-                }
-    found: dict[_K, Frame] = {}
-    for key, data in zip(keys, blobs, strict=True):
+                for position, value, expires_at, tags in zip(positions, values, expiries, tag_lists, strict=True):
+                    frames[position] = new(Frame, (value, expires_at, tags))
+                return frames
+    for position, (key, data) in enumerate(zip(keys, blobs, strict=True)):
         if data is not None:
             try:
-                found[key] = decode_frame(codec, data, max_inflated)
+                frames[position] = decode_frame(codec, data, max_inflated)
             except DeserializationError as exc:
                 on_error(key, exc)
-    return found
+    return frames
 
 
 def _decode_each(

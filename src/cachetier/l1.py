@@ -199,6 +199,24 @@ class L1Store:
             if len(data) > max_entries or (max_bytes is not None and self._bytes > max_bytes):
                 self._enforce_bounds()
 
+    def wants_any(self, keys: Iterable[str]) -> bool:
+        """Whether `fill_many` would copy any of these keys now: L1 has room, or its ghost list knows one."""
+        if not self.max_entries:
+            return False
+        if len(self._data) < self.max_entries and (self.max_bytes is None or self._bytes < self.max_bytes):
+            return True
+        ghost, data = self._ghost, self._data
+        return any(key in ghost and key not in data for key in keys)
+
+    def remember(self, keys: Iterable[str]) -> None:
+        """What `fill_many` does with keys it does not copy (see `wants_any`): note them in the ghost list."""
+        data, ghost, limit = self._data, self._ghost, self.max_entries
+        for key in keys:
+            if key not in data:
+                ghost[key] = None
+                if len(ghost) > limit:
+                    ghost.popitem(last=False)
+
     def delete(self, key: str) -> bool:
         entry = self._data.get(key)
         if entry is None:

@@ -225,3 +225,16 @@ def test_get_many_answers_as_get_does_key_by_key() -> None:
     assert (store.hits, store.misses) == (2, 2)
     assert "expired" not in store.entries  # dropped, as `get` drops it
     assert store.entries["live"].freq == 2
+
+
+def test_a_full_store_wants_only_keys_its_ghost_list_knows_and_remember_notes_the_others() -> None:
+    store = L1Store(3)
+    assert store.wants_any(["a"])  # room
+    for key in ("a", "b", "c", "d"):  # "a" is evicted to the ghost list
+        store.set(key, 1, later())
+    assert not store.wants_any(["x", "y", "b"])  # full; "b" is present, so not wanted either
+    assert store.wants_any(["x", "a"])
+    store.remember(["x", "y", "b"])
+    assert store.wants_any(["x"])
+    assert "b" not in store._ghost
+    assert len(store._ghost) <= store.max_entries

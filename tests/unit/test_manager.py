@@ -21,6 +21,7 @@ from cachetier import (
     create_with_config,
 )
 from cachetier.adapters.memory import MemoryAdapter
+from cachetier.sentinel import MISS
 
 
 @pytest.fixture
@@ -295,3 +296,14 @@ async def test_increment_by_a_non_integer_raises_a_cache_error(cache: CacheManag
         await cache.increment("n", "1")  # type: ignore[arg-type]
     with pytest.raises(NotAnIntegerError):
         await cache.increment("n", 1.5)  # type: ignore[arg-type]
+
+
+async def test_mget_of_a_full_l1_copies_keys_it_saw_lately_not_first_sightings() -> None:
+    config = CacheConfig(namespace="unit", max_memory_entries=10)
+    async with create_with_config(config, adapter=MemoryAdapter()) as cache:
+        await cache.mset({"k0": 0, "k1": 1})
+        await cache.mset({f"filler{i}": i for i in range(30)})  # L1 keeps 10 fillers; its ghost list, 10 more
+        assert await cache.mget(["k0", "k1"]) == {"k0": 0, "k1": 1}  # not seen lately: only remembered
+        assert [cache.get_local(key) for key in ("k0", "k1")] == [MISS, MISS]
+        assert await cache.mget(["k0", "k1"]) == {"k0": 0, "k1": 1}  # seen lately: copied to L1
+        assert [cache.get_local(key) for key in ("k0", "k1")] == [0, 1]
