@@ -49,6 +49,7 @@ class BulkOps:
         naming: KeyNaming,
         typed: TypedCodec,
         generation: Callable[[], int],
+        changed: Callable[[], None],
         ready: Callable[[], Awaitable[None]],
         written: Callable[[str], None],
         fill_l1: Callable[[str, Frame, int], None],
@@ -60,6 +61,7 @@ class BulkOps:
         self._naming = naming
         self._typed = typed
         self._generation = generation
+        self._changed = changed
         self._ready = ready
         self._written = written
         self._fill_l1 = fill_l1
@@ -154,7 +156,12 @@ class BulkOps:
             self._written(entry.key)
         await self._ready()
         generation = self._generation()
-        stored = await self._l2.mset(entries)
+        try:
+            stored = await self._l2.mset(entries)
+        except BaseException:  # cancelled: as `CacheManager._write`, no L1 copy may outlive what L2 took
+            self._changed()
+            self._l1.delete_many([full for full, *_ in local])
+            raise
         unchanged = generation == self._generation()
         for full, data, expires_at, entry_tags in local:
             if unchanged and self.config.l1_enabled:

@@ -4,6 +4,10 @@ Each goes to L2 first; then the manager's generation moves on (so reads and
 loads that were in flight do not fill L1 with what they fetched before the
 change), then L1 drops what the change touched. A write, by contrast, puts its
 new value in L1 (`CacheManager.set`), so it is not here.
+
+The last two steps run even when the call is cancelled (a request whose client
+went away): the change may have reached L2 already, and an L1 copy kept then
+would outlive it.
 """
 
 from __future__ import annotations
@@ -49,35 +53,44 @@ class KeyChanges:
         full = self._naming.full_key(key, namespace)
         seconds = self._naming.ttl(ttl)
         self._check_open()
-        result = await self._l2.incr(full, check_step(by), seconds)
-        self._changed()
-        self._l1.delete(full)
-        return result
+        try:
+            return await self._l2.incr(full, check_step(by), seconds)
+        finally:
+            self._changed()
+            self._l1.delete(full)
 
     async def expire(self, key: str, seconds: float, namespace: str | None) -> bool:
         full = self._naming.full_key(key, namespace)
         check_ttl(seconds, "seconds")
         self._check_open()
-        changed = await self._l2.expire(full, seconds)
-        self._changed()
-        self._l1.delete(full)
-        return changed
+        try:
+            return await self._l2.expire(full, seconds)
+        finally:
+            self._changed()
+            self._l1.delete(full)
 
     async def delete(self, key: str, namespace: str | None) -> bool:
         full = self._naming.full_key(key, namespace)
         self._check_open()
-        removed = await self._l2.delete(full)
-        self._changed()
-        return self._l1.delete(full) or removed
+        removed = False
+        try:
+            removed = await self._l2.delete(full)
+        finally:
+            self._changed()
+            removed = self._l1.delete(full) or removed
+        return removed
 
     async def invalidate_tags(self, tags: Iterable[str]) -> int:
         full_tags = self._naming.full_tags(tags)
         if not full_tags:
             return 0
         self._check_open()
-        removed = await self._l2.invalidate_tags(full_tags)
-        self._changed()
-        local = self._l1.invalidate_tags(full_tags)
+        removed, local = 0, 0
+        try:
+            removed = await self._l2.invalidate_tags(full_tags)
+        finally:
+            self._changed()
+            local = self._l1.invalidate_tags(full_tags)
         if self._purge.hooks:
             await self._purge.notify(check_tags(tags))
         return max(removed, local)
@@ -85,7 +98,8 @@ class KeyChanges:
     async def clear(self, namespace: str | None) -> int:
         prefix = f"{self._naming.namespace if namespace is None else check_namespace(namespace)}:"
         self._check_open()
-        removed = await self._l2.clear(prefix)
-        self._changed()
-        self._l1.clear(prefix)
-        return removed
+        try:
+            return await self._l2.clear(prefix)
+        finally:
+            self._changed()
+            self._l1.clear(prefix)

@@ -115,6 +115,7 @@ class CacheManager:
             naming=self._naming,
             typed=self._typed,
             generation=lambda: self._generation,
+            changed=self._changed,
             ready=self._l2_ready,
             written=self._loads.written,
             fill_l1=self._loads.fill_l1,
@@ -355,7 +356,12 @@ class CacheManager:
         if not self._ready:  # a sync check first: no coroutine per call
             await self._l2_ready()
         generation = self._generation
-        stored = await self._l2.set(full, data, seconds, tags)
+        try:
+            stored = await self._l2.set(full, data, seconds, tags)
+        except BaseException:  # cancelled: L2 may have the value already, and this process's own
+            self._changed()  # writes are not echoed back (the feed's NOLOOP), so no L1 copy may outlive it
+            self._l1.delete(full)
+            raise
         if not self.config.l1_enabled:
             return stored
         if generation == self._generation:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from cachetier import (
     create_with_config,
 )
 from cachetier.adapters.memory import MemoryAdapter
+from cachetier.protocols import L2Entry
 from cachetier.sentinel import MISS
 
 
@@ -307,3 +308,53 @@ async def test_mget_of_a_full_l1_copies_keys_it_saw_lately_not_first_sightings()
         assert [cache.get_local(key) for key in ("k0", "k1")] == [MISS, MISS]
         assert await cache.mget(["k0", "k1"]) == {"k0": 0, "k1": 1}  # seen lately: copied to L1
         assert [cache.get_local(key) for key in ("k0", "k1")] == [0, 1]
+
+
+class _ReplyLost(MemoryAdapter):
+    """Applies a change, then never answers: the call is cancelled with its change already made."""
+
+    hang = False
+
+    async def _after(self) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        await super().set(key, value, ttl, tags)
+        await self._after()
+
+    async def mset(self, entries: Sequence[L2Entry]) -> None:
+        await super().mset(entries)
+        await self._after()
+
+    async def delete(self, key: str) -> bool:
+        removed = await super().delete(key)
+        await self._after()
+        return removed
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        removed = await super().invalidate_tags(tags)
+        await self._after()
+        return removed
+
+
+@pytest.mark.parametrize("change", ["set", "mset", "delete", "invalidate_by_tag"])
+async def test_a_change_cancelled_after_it_reached_l2_leaves_no_older_l1_copy(change: str) -> None:
+    adapter = _ReplyLost()
+    async with create_with_config(adapter=adapter, namespace="unit") as cache:
+        await cache.set("k", "old", tags=["t"])
+        assert await cache.get("k") == "old"  # in L1
+        adapter.hang = True
+        call = {
+            "set": lambda: cache.set("k", "new"),
+            "mset": lambda: cache.mset({"k": "new"}),
+            "delete": lambda: cache.delete("k"),
+            "invalidate_by_tag": lambda: cache.invalidate_by_tag("t"),
+        }[change]
+        task = asyncio.ensure_future(call())
+        await asyncio.sleep(0.01)  # L2 has the change; its reply never comes
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        adapter.hang = False
+        assert await cache.get("k") == ("new" if change in ("set", "mset") else None)
