@@ -1,12 +1,14 @@
 """Redis: cachetier in its default configuration against raw `redis.asyncio` and peers.
 
-cachetier runs as users run it: L1 on, the change feed on (client tracking,
-with each own write's echo checked), leases on (a miss with a loader is one
+cachetier runs as users run it: L1 on, the change feed on (client tracking;
+a plain set goes through the feed's NOLOOP tracker and is never echoed, other
+writes' echoes are checked), leases on (a miss with a loader is one
 lease-read script, the loader and one leased-store script). Reads that must
 reach Redis ("L1 miss" rows) cycle over 50,000 keys written by another
-manager, five times what the default L1 holds, so each read misses L1 and
-fills it (evicting, as a full L1 does); the note says how many hit L1. Rows
-marked "L1 off" turn the in-process tier (and with it the feed) off.
+manager, five times what the default L1 holds, so each read misses L1: a get
+then fills L1 (evicting, as a full L1 does), an mget only notes in the ghost
+list the keys a full L1 has not seen lately; the note says how many hit L1.
+Rows marked "L1 off" turn the in-process tier (and with it the feed) off.
 
 The raw client does the same work with the same codec (cachetier's `JsonCodec`)
 over a `BlockingConnectionPool` of the same size (64), with redis-py's default
