@@ -9,7 +9,8 @@ validators.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -17,12 +18,10 @@ from cachetier.integrations.http_cache.headers import Headers
 from cachetier.integrations.http_cache.plain import (
     ASKING,
     HOST,
-    MAX_URL_BYTES,
-    MAX_URLS,
     VALIDATOR,
     Keys,
     Plain,
-    field_roles,
+    PlainReader,
     remember,
     url_keys,
 )
@@ -52,7 +51,7 @@ def encode_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
-class PlainGets:
+class PlainGets(PlainReader):
     """The keys and validators of plain GET and HEAD requests; the keys memoised on (scheme, Host,
     raw path, query string) bytes.
 
@@ -62,21 +61,10 @@ class PlainGets:
     the memo is cleared when it holds `max_urls` of them.
     """
 
-    def __init__(
-        self,
-        prefix: str,
-        max_urls: int = MAX_URLS,
-        max_url_bytes: int = MAX_URL_BYTES,
-        *,
-        share_cookies: bool = False,
-        trusted: Collection[str] = (),
-    ) -> None:
-        self.prefix = prefix
-        self.bounds = (max_urls, max_url_bytes)
-        self.trusted = frozenset(trusted)
+    @functools.cached_property
+    def _roles(self) -> dict[bytes, int]:
         # one dict lookup per request field tells all the scan needs to know about it
-        self._roles = {name.encode("latin-1"): role for name, role in field_roles(share_cookies, trusted).items()}
-        self._keys: dict[tuple[Any, ...], Keys] = {}
+        return {name.encode("latin-1"): role for name, role in self.roles_by_name.items()}
 
     def keys_of(self, scope: Mapping[str, Any]) -> Keys | None:
         """(URL hash, index key) of a plain GET without validators; None for any other request."""

@@ -16,7 +16,7 @@ those, memoising the keys per URL, and the drivers serve a hit when
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Final
+from typing import Any, Final
 
 from cachetier.integrations.http_cache.conditional import CONDITIONAL_FIELDS
 from cachetier.integrations.http_cache.headers import Headers
@@ -77,3 +77,24 @@ def remember(
     if len(memo) >= max_urls:
         memo.clear()
     memo[url] = keys
+
+
+class PlainReader:
+    """What both drivers' readers of plain requests keep: the key prefix, the memo's bounds, the trusted
+    forwarding fields, the role of each request field by lower-case name (`field_roles`) and the memo of
+    keys per URL (kept within its bounds by `remember`)."""
+
+    def __init__(
+        self,
+        prefix: str,
+        max_urls: int = MAX_URLS,
+        max_url_bytes: int = MAX_URL_BYTES,
+        *,
+        share_cookies: bool = False,
+        trusted: Collection[str] = (),
+    ) -> None:
+        self.prefix = prefix
+        self.bounds = (max_urls, max_url_bytes)
+        self.trusted = frozenset(trusted)
+        self.roles_by_name = field_roles(share_cookies, trusted)
+        self._keys: dict[tuple[Any, ...], Keys] = {}

@@ -9,7 +9,7 @@ the environ's strings for scheme, host, path and query string.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import quote
@@ -18,12 +18,9 @@ from cachetier.integrations.http_cache.headers import Headers
 from cachetier.integrations.http_cache.plain import (
     ASKING,
     HOST,
-    MAX_URL_BYTES,
-    MAX_URLS,
     VALIDATOR,
-    Keys,
     Plain,
-    field_roles,
+    PlainReader,
     remember,
     url_keys,
 )
@@ -85,29 +82,17 @@ def status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-class PlainEnvirons:
+class PlainEnvirons(PlainReader):
     """The keys and validators of plain GET and HEAD environs, the keys memoised on the URL's strings.
 
     The keys are exactly what `lookup` derives from `request_of(environ)`;
     the same bounds as `asgi_scope.PlainGets` apply to the memo.
     """
 
-    def __init__(
-        self,
-        prefix: str,
-        max_urls: int = MAX_URLS,
-        max_url_bytes: int = MAX_URL_BYTES,
-        *,
-        share_cookies: bool = False,
-        trusted: Collection[str] = (),
-    ) -> None:
-        self.prefix = prefix
-        self.bounds = (max_urls, max_url_bytes)
-        self.trusted = frozenset(trusted)
-        self._by_name = field_roles(share_cookies, trusted)
-        # environ key -> (role, field name), or None for a key the scan ignores; learnt per key
-        self._known: dict[str, tuple[int, str] | None] = {}
-        self._keys: dict[tuple[Any, ...], Keys] = {}
+    @functools.cached_property
+    def _known(self) -> dict[str, tuple[int, str] | None]:
+        """environ key -> (role, field name), or None for a key the scan ignores; learnt per key."""
+        return {}
 
     def plain(self, environ: Mapping[str, Any]) -> Plain | None:
         """The keys and validators of a plain GET or HEAD; None for any other request."""
@@ -153,7 +138,7 @@ class PlainEnvirons:
 
     def _learn(self, key: str) -> tuple[int, str] | None:
         name = field_name(key) if key.startswith("HTTP_") else None
-        role = None if name is None else self._by_name.get(name)
+        role = None if name is None else self.roles_by_name.get(name)
         found = None if name is None or role is None or role == HOST else (role, name)
         if len(self._known) >= MAX_KNOWN_KEYS:  # header names are the client's to choose
             self._known.clear()
