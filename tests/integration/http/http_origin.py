@@ -57,3 +57,17 @@ class Origin:
 
 def replying(status: int, headers: list[tuple[str, str]], *chunks: bytes) -> Callable[..., Reply]:
     return lambda method, path, request_headers: (status, headers, list(chunks))
+
+
+async def asgi_call(app: Callable[..., Any], scope: dict[str, Any]) -> list[MutableMapping[str, Any]]:
+    """The messages `app` sends for one bodiless request with `scope`."""
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent

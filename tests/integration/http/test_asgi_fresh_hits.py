@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from http_origin import Clock, Origin, replying
+from http_origin import Clock, Origin, asgi_call, replying
 
 from cachetier import CacheManager
 from cachetier.integrations.asgi import CacheMiddleware
@@ -22,16 +22,7 @@ async def call(app: Any, headers: list[tuple[bytes, bytes]], method: str = "GET"
         "query_string": b"",
         "headers": [(b"host", b"example.test"), *headers],
     }
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
+    return await asgi_call(app, scope)
 
 
 def header(messages: list[Message], name: bytes) -> list[bytes]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import pytest
-from http_origin import Clock, Origin, replying
+from http_origin import Clock, Origin, asgi_call, replying
 
 from cachetier import CacheManager, create_with_config
 from cachetier.adapters.memory import MemoryAdapter
@@ -83,19 +83,6 @@ def asgi_scope(method: str, fields: Fields) -> dict[str, Any]:
         "query_string": b"",
         "headers": headers,
     }
-
-
-async def asgi_call(app: Callable[..., Any], scope: dict[str, Any]) -> list[Message]:
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
 
 
 async def asgi_full_path(middleware: asgi.CacheMiddleware, scope: dict[str, Any]) -> list[Message]:
