@@ -12,7 +12,9 @@ Sentinel names it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 
 import pytest
 from redis import Redis
@@ -41,7 +43,9 @@ def _wait_for(condition: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_writes_reach_the_promoted_replica_within_a_second_of_the_promotion() -> None:
+@contextlib.contextmanager
+def _primary_replica_and_sentinels() -> Iterator[tuple[RedisServer, RedisServer, list[RedisServer], CacheConfig]]:
+    """A primary, its replica and three Sentinels watching them (own servers), and a config that finds them."""
     with RedisServer() as primary, RedisServer("--replicaof", "127.0.0.1", "0") as replica:
         with Redis(host="127.0.0.1", port=replica.port) as client:
             client.execute_command("REPLICAOF", "127.0.0.1", str(primary.port))
@@ -65,47 +69,83 @@ async def test_writes_reach_the_promoted_replica_within_a_second_of_the_promotio
                 redis_socket_timeout=0.3,
                 redis_connect_timeout=0.3,
             )
-            async with create_with_config(config) as cache:
-                assert cache.adapter_type == "redis"
-                assert await cache.set("warm", 1) is True
-                outcomes: list[tuple[float, bool]] = []
-                errors: list[BaseException] = []
-
-                async def load(seconds: float) -> None:
-                    until = time.monotonic() + seconds
-                    i = 0
-                    while time.monotonic() < until:
-                        i += 1
-                        try:
-                            stored = await cache.set(f"k{i % 50}", i)
-                            await cache.get(f"k{(i + 7) % 50}")
-                        except BaseException as exc:  # the promise: none reach the caller
-                            errors.append(exc)
-                            return
-                        outcomes.append((time.monotonic(), stored))
-                        await asyncio.sleep(0.01)
-
-                loading = asyncio.create_task(load(12))
-                await asyncio.sleep(1)
-                assert primary.process is not None
-                primary.process.kill()
-                killed = time.monotonic()
-                promoted: float | None = None
-                while promoted is None and time.monotonic() - killed < 10:
-                    address = await asyncio.to_thread(_sentinel_primary, sentinels[0].port)
-                    if address is not None and address[1] == replica.port:
-                        promoted = time.monotonic()
-                    await asyncio.sleep(0.02)
-                await loading
-            assert promoted is not None, "Sentinel did not promote the replica within 10 s"
-            assert errors == []
-            failed = [at for at, stored in outcomes if not stored]
-            back = next(at for at, stored in outcomes if stored and at > promoted)
-            print(
-                f"calls {len(outcomes)}, dropped writes {len(failed)}, promotion {promoted - killed:.2f} s after the"
-                f" kill, writes reached L2 again {back - promoted:.2f} s after the promotion"
-            )
-            assert back - promoted <= PROMOTION_BOUND
+            yield primary, replica, sentinels, config
         finally:
             for sentinel in sentinels:
                 sentinel.close()
+
+
+async def test_writes_reach_the_promoted_replica_within_a_second_of_the_promotion() -> None:
+    with _primary_replica_and_sentinels() as (primary, replica, sentinels, config):
+        async with create_with_config(config) as cache:
+            assert cache.adapter_type == "redis"
+            assert await cache.set("warm", 1) is True
+            outcomes: list[tuple[float, bool]] = []
+            errors: list[BaseException] = []
+
+            async def load(seconds: float) -> None:
+                until = time.monotonic() + seconds
+                i = 0
+                while time.monotonic() < until:
+                    i += 1
+                    try:
+                        stored = await cache.set(f"k{i % 50}", i)
+                        await cache.get(f"k{(i + 7) % 50}")
+                    except BaseException as exc:  # the promise: none reach the caller
+                        errors.append(exc)
+                        return
+                    outcomes.append((time.monotonic(), stored))
+                    await asyncio.sleep(0.01)
+
+            loading = asyncio.create_task(load(12))
+            await asyncio.sleep(1)
+            assert primary.process is not None
+            primary.process.kill()
+            killed = time.monotonic()
+            promoted: float | None = None
+            while promoted is None and time.monotonic() - killed < 10:
+                address = await asyncio.to_thread(_sentinel_primary, sentinels[0].port)
+                if address is not None and address[1] == replica.port:
+                    promoted = time.monotonic()
+                await asyncio.sleep(0.02)
+            await loading
+        assert promoted is not None, "Sentinel did not promote the replica within 10 s"
+        assert errors == []
+        failed = [at for at, stored in outcomes if not stored]
+        back = next(at for at, stored in outcomes if stored and at > promoted)
+        print(
+            f"calls {len(outcomes)}, dropped writes {len(failed)}, promotion {promoted - killed:.2f} s after the"
+            f" kill, writes reached L2 again {back - promoted:.2f} s after the promotion"
+        )
+        assert back - promoted <= PROMOTION_BOUND
+
+
+async def test_writes_follow_a_manual_failover_whose_old_primary_stays_up() -> None:
+    """After `SENTINEL FAILOVER`, with the old primary still up, writes reach the new primary.
+
+    A plain set goes through the change feed's own connection, which the pool's
+    Sentinel handling does not watch. When Sentinel turns the old primary into a
+    replica it also kills that server's client connections, the feed's included,
+    so the feed reconnects through Sentinel to the new primary (checked here);
+    until Sentinel polls the old primary (up to 10 s) both servers take writes,
+    for any client, which is Sentinel's own window and not waited out here.
+    """
+    with _primary_replica_and_sentinels() as (old, replica, sentinels, config):
+        async with create_with_config(config) as cache:
+            assert await cache.set("before", 1) is True
+            with Redis(host="127.0.0.1", port=sentinels[0].port) as client:
+                client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+
+            def promoted() -> bool:
+                return _sentinel_primary(sentinels[0].port) == ("127.0.0.1", replica.port)
+
+            def demoted() -> bool:  # Sentinel turns the old primary into a replica when it next polls it
+                with Redis(host="127.0.0.1", port=old.port) as client:
+                    return bool(client.info("replication")["role"] == "slave")
+
+            await asyncio.to_thread(_wait_for, promoted, 10, "Sentinel to promote the replica")
+            await asyncio.to_thread(_wait_for, demoted, 20, "Sentinel to demote the old primary")
+            stored = [await cache.set(f"after{i}", i) for i in range(60)]
+            assert all(stored[-50:]), stored  # after the first few, every write reaches the new primary
+            with Redis(host="127.0.0.1", port=replica.port) as client:
+                assert client.exists("failover:after59") == 1
