@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 from redis import Redis
+from redis.exceptions import ResponseError
 
 from cachetier import CacheConfig, create_with_config
 from servers import RedisServer
@@ -133,8 +134,16 @@ async def test_writes_follow_a_manual_failover_whose_old_primary_stays_up() -> N
     with _primary_replica_and_sentinels() as (old, replica, sentinels, config):
         async with create_with_config(config) as cache:
             assert await cache.set("before", 1) is True
-            with Redis(host="127.0.0.1", port=sentinels[0].port) as client:
-                client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+
+            def failover_started() -> bool:  # refused (NOGOODSLAVE) until Sentinel has seen the replica in sync
+                with Redis(host="127.0.0.1", port=sentinels[0].port) as client:
+                    try:
+                        client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+                    except ResponseError:
+                        return False
+                    return True
+
+            await asyncio.to_thread(_wait_for, failover_started, 20, "Sentinel to accept the failover")
 
             def promoted() -> bool:
                 return _sentinel_primary(sentinels[0].port) == ("127.0.0.1", replica.port)

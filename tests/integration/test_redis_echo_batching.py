@@ -1,9 +1,9 @@
 """The Redis change feed checks the echoes of this process's own writes in batches, not one MGET per write.
 
-A writer deleting keys one after another gets one echo per delete; checking each
-with its own MGET doubled the commands (and the client's work) of every call.
-(Plain sets are not echoed at all: they go through the feed's tracker, see
-test_redis_quiet_writes.py.)
+A writer setting tagged keys one after another gets one echo per write; checking
+each with its own MGET doubled the commands (and the client's work) of every call.
+(Plain sets and deletes are not echoed at all: they go through the feed's
+tracker, see test_redis_quiet_writes.py; a tagged write is a script, which is.)
 """
 
 from __future__ import annotations
@@ -41,12 +41,10 @@ async def test_echoes_of_a_sequential_writer_share_echo_checks(redis_url: str) -
             if sum(checks) >= writes:
                 all_checked.set()
 
-    for i in range(writes):
-        await adapter.set(f"{namespace}:k{i}", b"v", 60)
     feed._report_unless_ours = counted  # type: ignore[method-assign]
     try:
         for i in range(writes):  # one at a time, so that each echo comes alone
-            assert await adapter.delete(f"{namespace}:k{i}")
+            await adapter.set(f"{namespace}:k{i}", b"v", 60, [f"{namespace}:t"])
         await asyncio.wait_for(all_checked.wait(), 2)
         await asyncio.sleep(0.01)  # a late reply would show as a report or an extra check
         assert sum(checks) == writes  # every echo was checked...

@@ -1,4 +1,4 @@
-"""A plain set goes through the change feed's tracker (NOLOOP), so its own feed never hears of it.
+"""A plain set, and a delete, go through the change feed's tracker (NOLOOP), so its own feed never hears of them.
 
 What must still hold: every other writer's change to the key is reported,
 including one the server merges with ours into one notification, and a set
@@ -18,6 +18,7 @@ from redis.asyncio.connection import Connection
 
 from cachetier.adapters import redis_tracking
 from cachetier.adapters.redis import RedisAdapter
+from cachetier.adapters.redis_keys import lease, tag_index, tag_list
 from cachetier.adapters.redis_quiet import take_over
 from cachetier.adapters.redis_tracking import InvalidationFeed
 from servers import RedisServer
@@ -180,3 +181,24 @@ async def test_without_a_quiet_channel_sets_go_through_the_pool_and_their_echoes
 
 def test_a_connection_without_asyncio_streams_gets_no_quiet_channel() -> None:
     assert take_over(Connection(), None) is None  # not connected: no streams to take over
+
+
+async def test_deletes_are_neither_echoed_nor_checked(subscribed: Subscribed, redis_url: str) -> None:
+    for i in range(10):
+        await subscribed.adapter.set(f"{subscribed.prefix}k{i}", b"v", 60)
+    assert [await subscribed.adapter.delete(f"{subscribed.prefix}k{i}") for i in range(10)] == [True] * 10
+    assert await subscribed.adapter.delete(f"{subscribed.prefix}k0") is False
+    async with Redis.from_url(redis_url) as raw:
+        await raw.set(f"{subscribed.prefix}marker", b"x", px=60_000)
+    await subscribed.wait_for(f"{subscribed.prefix}marker")
+    assert subscribed.keys_reported() == {f"{subscribed.prefix}marker"}
+    assert subscribed.echo_checks == 0
+
+
+async def test_a_quiet_delete_of_a_tagged_key_leaves_nothing_of_it(subscribed: Subscribed, redis_url: str) -> None:
+    key, tag = f"{subscribed.prefix}tagged", f"{subscribed.prefix}t"
+    await subscribed.adapter.set(key, b"v", 60, [tag])
+    assert await subscribed.adapter.delete(key) is True
+    async with Redis.from_url(redis_url) as raw:
+        assert await raw.exists(key, tag_list(key), lease(key)) == 0
+        assert await raw.zscore(tag_index(tag), key) is None

@@ -181,12 +181,7 @@ class RedisAdapter:
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         """Store `value` for `ttl` seconds (rounded up to ms) with exactly `tags`; revokes the key's lease."""
-        quiet = None
-        for feed in self._feeds:
-            if quiet is None and not tags and (quiet := feed.quiet_channel(key)) is not None:
-                feed.note_quiet_write(key, value)
-            else:
-                feed.expect(key, value)
+        quiet = self._route(key, value, quiet_ok=not tags)
         try:
             if quiet is not None:
                 await self._set_quietly(quiet, key, value, ttl)
@@ -194,6 +189,17 @@ class RedisAdapter:
                 await self._writes.set(key, value, ttl, tags)
         except RedisError as exc:
             raise _backend_error("set", exc) from exc
+
+    def _route(self, key: str, value: bytes | None, *, quiet_ok: bool) -> QuietChannel | None:
+        """A feed's tracker for a change of `key` to `value` (None: deleted) that it will not echo, else None
+        (the change goes through the pool); every other feed is told to expect the change's echo."""
+        quiet = None
+        for feed in self._feeds:
+            if quiet is None and quiet_ok and (quiet := feed.quiet_channel(key)) is not None:
+                feed.note_quiet_write(key, value)
+            else:
+                feed.expect(key, value)
+        return quiet
 
     async def _set_quietly(self, quiet: QuietChannel, key: str, value: bytes, ttl: float) -> None:
         """Write through a feed's tracker (no echo); through the pool if it failed (the same SET again is harmless)."""
@@ -231,10 +237,20 @@ class RedisAdapter:
 
     async def delete(self, key: str) -> bool:
         """Remove the key, its lease, its tag list and its memberships in its tags' indexes."""
-        for feed in self._feeds:
-            feed.expect(key, None)
+        quiet = self._route(key, None, quiet_ok=True)
         with _backend_errors("delete"):
-            return await self._writes.delete(key)
+            if quiet is None:
+                return await self._writes.delete(key)
+            removed, stored_tags = False, None  # None: unknown, the tracker failed
+            with contextlib.suppress(ConnectionError):
+                removed, stored_tags = await self._writes.delete_quietly(quiet, key)
+            if stored_tags == []:
+                return removed
+            # The key had tags (or the tracker failed): DELETE, a script, leaves their indexes (and
+            # removes a value written with them meanwhile, as a delete coming after it would); echoed.
+            for feed in self._feeds:
+                feed.expect(key, None)
+            return await self._writes.delete(key) or removed
 
     async def exists(self, key: str) -> bool:
         with _backend_errors("exists"):

@@ -34,7 +34,7 @@ writes; one that restarted is empty and the flush on reconnect covers it).
 
 Our own changes: the server reports them too, and cannot say who made them,
 except those the tracker itself makes: tracking runs with NOLOOP, and a plain
-untagged `set` goes through the tracker (`redis_quiet`), so it is never echoed.
+untagged `set` and a `delete` go through the tracker (`redis_quiet`), so they are never echoed.
 Reporting the others would drop the copy this process just put in L1, and a late
 echo would make the manager discard a load that began after our change. So:
 
@@ -154,11 +154,11 @@ class InvalidationFeed:
             return None
         return quiet
 
-    def note_quiet_write(self, key: str, value: bytes) -> None:
-        """A write of `key` went through `quiet_channel`: an echo check still due compares with it."""
+    def note_quiet_write(self, key: str, value: bytes | None) -> None:
+        """A write (None: a delete) of `key` went through `quiet_channel`: an echo check still due compares with it."""
         expected = self._expected.get(key)
         if expected is not None:
-            expected[0] = value
+            expected[0] = value or _ABSENT
 
     def open_fence(self) -> str | None:
         """A new fence key to write after changes whose echoes `pass_fence` then waits for (None: no feed now)."""

@@ -68,6 +68,14 @@ class KeyedScripts:
         stored_tags: list[bytes] = reply[2]
         return stored_tags
 
+    async def delete_quietly(self, quiet: QuietChannel, key: str) -> tuple[bool, list[bytes]]:
+        """Whether `key` was removed, in MULTI/EXEC on the tracker (revoking its lease), and the tags it had.
+
+        Its tags' indexes are left to `delete` (a script), when there were any.
+        """
+        reply = await quiet.transaction([("DEL", lease(key)), ("UNLINK", key), ("SMEMBERS", tag_list(key))])
+        return reply[1] == 1, reply[2]
+
     async def mset(self, entries: Sequence[L2Entry]) -> None:
         """Untagged entries go in one script per `MSET_CHUNK`, tagged ones in a WRITE each, all in one pipeline."""
         untagged = [entry for entry in entries if not entry.tags]
