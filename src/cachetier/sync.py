@@ -13,7 +13,7 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from cachetier.api_types import MSetItem
 from cachetier.errors import CacheClosedError, DeserializationError
@@ -25,6 +25,7 @@ from cachetier.stats import CacheStats
 from cachetier.typed import convert
 
 _T = TypeVar("_T")
+_D = TypeVar("_D")
 _CANCELLED_RETRIES = 3  # calls restarted after joining a load another caller abandoned
 
 
@@ -74,6 +75,42 @@ class SyncCache:
         Raises `CacheClosedError` once `close()` has been called.
         """
         return self._result(self._submit(coroutine))
+
+    @overload
+    def get(self, key: str, loader: None = None, *, namespace: str | None = None) -> Any | None: ...
+
+    @overload
+    def get(self, key: str, loader: None = None, *, default: _D, namespace: str | None = None) -> Any | _D: ...
+
+    @overload
+    def get(
+        self,
+        key: str,
+        loader: Callable[[], _T],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+        loader_timeout: float | None = None,
+    ) -> _T: ...
+
+    @overload
+    def get(self, key: str, loader: None = None, *, type: type[_T], namespace: str | None = None) -> _T | None: ...
+
+    @overload
+    def get(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        *,
+        type: type[_T],
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        compress: bool | None = None,
+        namespace: str | None = None,
+        loader_timeout: float | None = None,
+    ) -> _T: ...
 
     def get(self, key: str, loader: Callable[[], Any] | None = None, *, default: Any = None, **options: Any) -> Any:
         """As `CacheManager.get` (options included: `ttl`, `tags`, `namespace`, `type`, ...), blocking."""
