@@ -227,7 +227,7 @@ class InvalidationFeed:
             "CLIENT", "TRACKING", "ON", "REDIRECT", listener_id, "BCAST", "PREFIX", self._prefix, "NOLOOP"
         )
         await tracker.read_response()
-        self._quiet = take_over(tracker, self._pool.connection_kwargs.get("socket_timeout"))
+        self._quiet = take_over(tracker)
 
     async def _disconnect(self) -> None:
         connections = [self._listener, self._tracker]
