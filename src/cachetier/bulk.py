@@ -16,7 +16,6 @@ from cachetier.api_types import MSetItem, mset_items
 from cachetier.config import CacheConfig
 from cachetier.entries import EntryEncoder
 from cachetier.errors import DeserializationError, InvalidKeyError
-from cachetier.framing import Frame
 from cachetier.guard import GuardedAdapter
 from cachetier.l1 import L1Store
 from cachetier.naming import KeyNaming, all_short
@@ -52,7 +51,6 @@ class BulkOps:
         changed: Callable[[], None],
         ready: Callable[[], Awaitable[None]],
         written: Callable[[str], None],
-        fill_l1: Callable[[str, Frame, int], None],
     ) -> None:
         self._l1 = l1
         self._l2 = l2
@@ -64,7 +62,6 @@ class BulkOps:
         self._changed = changed
         self._ready = ready
         self._written = written
-        self._fill_l1 = fill_l1
 
     async def mget(self, keys: Iterable[str], *, namespace: str | None, type: Any) -> dict[str, Any]:
         """`CacheManager.mget`; values that do not fit `type` (when given) are left out like misses."""

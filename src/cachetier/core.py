@@ -105,7 +105,6 @@ class CacheCore:
             changed=self._changed,
             ready=self._l2_ready,
             written=self._loads.written,
-            fill_l1=self._loads.fill_l1,
         )
         self._closed = False
         self._purge = PurgeNotifier(purge_hooks)

@@ -78,7 +78,6 @@ from cachetier.adapters.redis_quiet import HEALTH_INTERVAL, QuietChannel, take_o
 from cachetier.errors import BackendError
 
 CHANNEL: Final = "__redis__:invalidate"
-
 _BACKOFF_START: Final = 0.1
 _BACKOFF_MAX: Final = 2.0  # also bounds how long L1 may lag behind a server that came back
 _LOSS_GRACE: Final = 0.1  # how long a failed echo check waits to see the feed drop
